@@ -1,0 +1,84 @@
+# DeepLesion, 9-slice (2.5D) inputs: 9 slices at 2 mm = 3 groups of 3 channels (MULAN), HU window
+# [-1024, 3071] -> [0, 255], pixel spacing normalised to 0.8 mm/px, long side capped at 512 (SPEC §1.4).
+dataset_type = 'DeepLesionDataset'
+data_root = 'data/DeepLesion/'
+ann_root = 'annotations/'  # relative to data_root: train/val/test.json from tools/convert_deeplesion.py
+backend_args = None
+
+num_slices = 9
+slice_interval_mm = 2.0
+window_hu = (-1024, 3071)
+target_spacing_mm = 0.8
+max_size = 512
+
+train_pipeline = [
+    dict(type='LoadMultiSliceFromFile', num_slices=num_slices, slice_interval_mm=slice_interval_mm,
+         window_hu=window_hu, backend_args=backend_args),
+    dict(type='LoadLesionAnnotations', with_bbox=True),
+    dict(type='RescaleToSpacing', target_spacing_mm=target_spacing_mm, max_size=max_size),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackLesionInputs'),
+]
+test_pipeline = [
+    dict(type='LoadMultiSliceFromFile', num_slices=num_slices, slice_interval_mm=slice_interval_mm,
+         window_hu=window_hu, backend_args=backend_args),
+    dict(type='RescaleToSpacing', target_spacing_mm=target_spacing_mm, max_size=max_size),
+    # after the resize: ground truth stays in the original image frame for evaluation
+    dict(type='LoadLesionAnnotations', with_bbox=True),
+    dict(type='PackLesionInputs'),
+]
+
+train_dataloader = dict(
+    batch_size=8,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    batch_sampler=dict(type='AspectRatioBatchSampler'),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        ann_file=ann_root + 'train.json',
+        data_prefix=dict(img='Images_png/'),
+        drop_noisy=True,
+        filter_cfg=dict(filter_empty_gt=True, min_size=2),
+        pipeline=train_pipeline,
+        backend_args=backend_args))
+val_dataloader = dict(
+    batch_size=1,
+    num_workers=2,
+    persistent_workers=True,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        ann_file=ann_root + 'val.json',
+        data_prefix=dict(img='Images_png/'),
+        drop_noisy=True,
+        test_mode=True,
+        pipeline=test_pipeline,
+        backend_args=backend_args))
+test_dataloader = dict(
+    batch_size=1,
+    num_workers=2,
+    persistent_workers=True,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        ann_file=ann_root + 'test.json',
+        data_prefix=dict(img='Images_png/'),
+        drop_noisy=True,
+        test_mode=True,
+        pipeline=test_pipeline,
+        backend_args=backend_args))
+
+# key-slice box detection (COCO-style AP on the marked lesions); the P3D / 2D RECIST metrics of
+# SPEC §4 are configured by the evaluation configs
+val_evaluator = dict(
+    type='CocoMetric', ann_file=data_root + ann_root + 'val.json', metric='bbox',
+    format_only=False, backend_args=backend_args)
+test_evaluator = dict(
+    type='CocoMetric', ann_file=data_root + ann_root + 'test.json', metric='bbox',
+    format_only=False, backend_args=backend_args)

@@ -1,0 +1,1 @@
+_base_ = './mscn/mscn-hnsl_densenet121-9slice_1xb8-8e_deeplesion.py'

@@ -1,0 +1,13 @@
+"""mmlesion: universal lesion detection and lesion harvesting on DeepLesion, as an MMDetection 3.x plugin.
+
+``import mmlesion`` registers every component into mmdet's registries (``custom_imports`` in configs)
+and installs the checkpoint loader that keeps resume working under torch's weights-only loading.
+"""
+from .engine import install_checkpoint_loader
+from .version import __version__
+
+install_checkpoint_loader()
+
+from . import datasets, evaluation, models, stacking  # noqa: E402,F401  (registers on import)
+
+__all__ = ['__version__']

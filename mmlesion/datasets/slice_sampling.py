@@ -1,0 +1,269 @@
+"""Which real CT slices make each channel of a 2.5D (multi-slice) input, and HU windowing.
+
+Pure numpy; no file access.  The loading transforms and :class:`~mmlesion.datasets.volume_reader.
+VolumeReader` are thin adapters over these functions.
+
+Conventions
+-----------
+* Slice indices are DeepLesion's **absolute** indices (as in file names and ``Slice_range``).
+  A slice *offset* is a float distance from the key slice in units of real slices
+  (positive = larger slice index).
+* DeepLesion PNGs are 16-bit with ``HU = raw - 32768``.
+* Channel layout of an ``N``-slice input (``N`` odd): channel ``c`` samples the volume at
+  ``(c - (N - 1) / 2) * target_interval_mm`` from the key slice, so channels are ordered by
+  increasing slice index (most superior first, most inferior last, as DeepLesion numbers slices)
+  and the key slice is channel ``N // 2``.  ``N = 3``: ``[key - 2 mm, key, key + 2 mm]``.
+  ``N = 9``: nine slices 2 mm apart, read by MULAN-style backbones as 3 groups of 3 consecutive
+  channels ``[0:3], [3:6], [6:9]``; the central group (channels 3..5) holds the key slice at
+  channel 4 (see :func:`channel_groups`).
+* Resampling to ``target_interval_mm`` (2 mm, as in 3DCE/MULAN) interpolates linearly between the
+  two real slices nearest to each sampling position.  A real slice that is unavailable (outside the
+  sub-volume's slice range, or absent on disk) is replaced by the nearest available slice toward the
+  key slice, as the NIH CADLab loaders do when they step back toward the key.  A slice interval of
+  0, ``None`` or NaN (DeepLesion has such rows) repeats the key slice in every channel.
+"""
+import math
+from typing import Callable, Container, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+HU_OFFSET = 32768  # raw 16-bit PNG value - HU_OFFSET = HU
+DEFAULT_WINDOW_HU = (-1024.0, 3071.0)  # 3DCE / MULAN: the full 12-bit CT range
+DEFAULT_OUT_RANGE = (0.0, 255.0)
+TARGET_INTERVAL_MM = 2.0
+
+# Sampling positions within this many slices of an integer are snapped to it, so that e.g.
+# 2 mm / 0.4 mm = 5.000000000000001 reads slice 5 alone instead of 5 and 6 with weight 1e-15.
+_SNAP_TOL = 1e-6
+
+
+def raw_to_hu(raw_uint16: np.ndarray) -> np.ndarray:
+    """DeepLesion 16-bit PNG values -> Hounsfield units (``HU = raw - 32768``), float32.
+
+    Args:
+        raw_uint16: array of dtype uint16, any shape.
+
+    Raises:
+        TypeError: the array is not uint16 (an 8-bit PNG read loses the HU scale silently).
+    """
+    raw = np.asarray(raw_uint16)
+    if raw.dtype != np.uint16:
+        raise TypeError(f'raw_to_hu expects the uint16 values of a 16-bit DeepLesion PNG, '
+                        f'got dtype {raw.dtype}')
+    return raw.astype(np.float32) - np.float32(HU_OFFSET)
+
+
+def window_hu(hu: np.ndarray,
+              low: float = DEFAULT_WINDOW_HU[0],
+              high: float = DEFAULT_WINDOW_HU[1],
+              out: Tuple[float, float] = DEFAULT_OUT_RANGE) -> np.ndarray:
+    """Clip HU to ``[low, high]`` and map linearly onto ``out`` (float32), like MONAI's
+    ``ScaleIntensityRange(a_min=low, a_max=high, b_min=out[0], b_max=out[1], clip=True)``.
+
+    ``low -> out[0]``, ``high -> out[1]``.  A zero-width window (``low == high``) does not divide by
+    zero: every value maps to ``out[0]`` (after clipping all values equal ``low``).
+
+    Args:
+        hu: array in HU, any shape.
+        low, high: window bounds in HU, ``low <= high``.
+        out: output range ``(out_low, out_high)``.
+
+    Returns:
+        float32 array of the same shape.
+    """
+    low, high = float(low), float(high)
+    out_low, out_high = float(out[0]), float(out[1])
+    if not (math.isfinite(low) and math.isfinite(high)) or high < low:
+        raise ValueError(f'HU window must be finite with low <= high, got ({low}, {high})')
+    hu = np.asarray(hu, dtype=np.float32)
+    clipped = np.clip(hu, low, high)
+    width = high - low
+    if width == 0:
+        return np.full_like(clipped, out_low, dtype=np.float32)
+    scale = np.float32((out_high - out_low) / width)
+    mapped = (clipped - np.float32(low)) * scale + np.float32(out_low)
+    return mapped.astype(np.float32, copy=False)
+
+
+def interval_is_usable(slice_interval_mm: Optional[float]) -> bool:
+    """False for 0, ``None`` or NaN (repeat the key slice); True for a positive finite interval.
+
+    Raises:
+        ValueError: a negative or infinite interval (a corrupt row, not a documented quirk).
+    """
+    if slice_interval_mm is None:
+        return False
+    value = float(slice_interval_mm)
+    if math.isnan(value) or value == 0:
+        return False
+    if value < 0 or math.isinf(value):
+        raise ValueError(f'slice interval must be a positive number of mm, 0, None or NaN; '
+                         f'got {slice_interval_mm!r}')
+    return True
+
+
+def _check_num_slices(num_slices: int) -> int:
+    if int(num_slices) != num_slices or num_slices < 1 or num_slices % 2 == 0:
+        raise ValueError(f'num_slices must be a positive odd integer (the key slice is the centre '
+                         f'channel), got {num_slices!r}')
+    return int(num_slices)
+
+
+def sample_positions(slice_interval_mm: Optional[float],
+                     num_slices: int,
+                     target_interval_mm: float = TARGET_INTERVAL_MM) -> np.ndarray:
+    """Offsets (in real slices, relative to the key slice) of the ``num_slices`` input channels.
+
+    Channel ``c`` is ``target_interval_mm`` * ``(c - (num_slices - 1) / 2)`` mm from the key slice,
+    i.e. ``(c - (num_slices - 1) / 2) * target_interval_mm / slice_interval_mm`` real slices.
+    Example: 5 mm slices, 3 channels -> ``[-0.4, 0, 0.4]``; 0.625 mm -> ``[-3.2, 0, 3.2]``.
+    An unusable interval (0, ``None``, NaN) gives all zeros: the key slice in every channel.
+
+    Returns:
+        float64 array of shape ``(num_slices,)``, increasing (channels ordered by slice index).
+    """
+    num_slices = _check_num_slices(num_slices)
+    if not (float(target_interval_mm) > 0 and math.isfinite(float(target_interval_mm))):
+        raise ValueError(f'target_interval_mm must be positive, got {target_interval_mm!r}')
+    if not interval_is_usable(slice_interval_mm):
+        return np.zeros(num_slices, dtype=np.float64)
+    steps = np.arange(num_slices, dtype=np.float64) - (num_slices - 1) / 2
+    offsets = steps * (float(target_interval_mm) / float(slice_interval_mm))
+    nearest = np.round(offsets)
+    return np.where(np.abs(offsets - nearest) < _SNAP_TOL, nearest, offsets)
+
+
+class InterpolationPlan(NamedTuple):
+    """How each input channel is made from real slices.
+
+    ``channel c = weights[c, 0] * slice[indices[c, 0]] + weights[c, 1] * slice[indices[c, 1]]``.
+    Column 0 is the real slice nearer to the key (or the only one), column 1 the farther one;
+    ``weights`` rows sum to 1 and a weight of 0 means the slice is not read.
+
+    Attributes:
+        indices: int64 ``(C, 2)`` absolute slice indices.
+        weights: float64 ``(C, 2)``.
+    """
+    indices: np.ndarray
+    weights: np.ndarray
+
+    def needed_slices(self) -> List[int]:
+        """Sorted absolute indices of the slices with a non-zero weight."""
+        return sorted({int(i) for i, w in zip(self.indices.ravel(), self.weights.ravel()) if w > 0})
+
+
+def _availability(slice_range: Sequence[int],
+                  available_indices: Optional[Container[int]]) -> Callable[[int], bool]:
+    first, last = int(slice_range[0]), int(slice_range[1])
+
+    def is_available(index: int) -> bool:
+        if not first <= index <= last:
+            return False
+        return available_indices is None or index in available_indices
+
+    return is_available
+
+
+def _toward_key(target: int, key_index: int, is_available: Callable[[int], bool]) -> int:
+    step = -1 if target > key_index else 1
+    index = target
+    while index != key_index and not is_available(index):
+        index += step
+    return index
+
+
+def interpolation_plan(key_index: int,
+                       slice_range: Sequence[int],
+                       available_indices: Optional[Container[int]],
+                       offsets: Sequence[float]) -> InterpolationPlan:
+    """Real slices and linear weights that make each input channel.
+
+    For the offset ``o`` of a channel, with ``m = |o|``, ``n = floor(m)``, ``f = ceil(m)`` and
+    ``s = sign(o)``, the channel is
+    ``(1 - (m - n)) * slice[key + s*n] + (m - n) * slice[key + s*f]``
+    (the CADLab rule ``a * far + b * near`` with ``a = m - n``, ``b = f - m``).  Each of the two
+    slices, if unavailable, is replaced by the nearest available slice between it and the key
+    (stepping one slice at a time toward the key; the key itself is always used).  When both end on
+    the same slice the channel is that slice with weight 1.  Example: key 20, offset -0.4 ->
+    indices ``(20, 19)``, weights ``(0.6, 0.4)``.
+
+    Args:
+        key_index: absolute index of the key slice; must be inside ``slice_range`` and available.
+        slice_range: ``(first, last)`` absolute, inclusive, of the sub-volume.
+        available_indices: absolute indices present on disk (anything supporting ``in``: a set, a
+            ``range``, or an object that checks files lazily); ``None`` means every slice of
+            ``slice_range``.  Slices outside ``slice_range`` are never used.
+        offsets: channel offsets in real slices relative to the key, from :func:`sample_positions`.
+
+    Returns:
+        :class:`InterpolationPlan` with ``C = len(offsets)`` rows.
+    """
+    key_index = int(key_index)
+    if len(slice_range) != 2 or int(slice_range[0]) > int(slice_range[1]):
+        raise ValueError(f'slice_range must be (first, last) with first <= last, '
+                         f'got {slice_range!r}')
+    is_available = _availability(slice_range, available_indices)
+    if not is_available(key_index):
+        raise ValueError(f'key slice {key_index} is outside slice_range {list(slice_range)} or not '
+                         'among the available slices')
+    offsets = np.asarray(offsets, dtype=np.float64).reshape(-1)
+    if not np.all(np.isfinite(offsets)):
+        raise ValueError(f'slice offsets must be finite, got {offsets.tolist()}')
+    indices = np.empty((len(offsets), 2), dtype=np.int64)
+    weights = np.zeros((len(offsets), 2), dtype=np.float64)
+    for c, offset in enumerate(offsets):
+        magnitude = abs(float(offset))
+        if abs(magnitude - round(magnitude)) < _SNAP_TOL:
+            magnitude = float(round(magnitude))
+        sign = 1 if offset >= 0 else -1
+        near_step, far_step = math.floor(magnitude), math.ceil(magnitude)
+        far_weight = magnitude - near_step
+        near = _toward_key(key_index + sign * near_step, key_index, is_available)
+        far = _toward_key(key_index + sign * far_step, key_index, is_available)
+        if near == far or far_weight == 0:
+            indices[c] = (near, near)
+            weights[c] = (1.0, 0.0)
+        else:
+            indices[c] = (near, far)
+            weights[c] = (1.0 - far_weight, far_weight)
+    return InterpolationPlan(indices, weights)
+
+
+def blend_slices(plan: InterpolationPlan,
+                 slices: Union[Mapping[int, np.ndarray], Callable[[int], np.ndarray]]
+                 ) -> np.ndarray:
+    """Build the ``H x W x C`` float32 stack that ``plan`` describes.
+
+    Args:
+        plan: from :func:`interpolation_plan`.
+        slices: ``{absolute index: H x W array}`` (HU) or a function ``index -> H x W array``;
+            only :meth:`InterpolationPlan.needed_slices` are requested, each once.
+
+    Returns:
+        float32 ``H x W x C`` (same units as the slices, e.g. HU).
+    """
+    getter = slices.__getitem__ if isinstance(slices, Mapping) else slices
+    needed = {index: np.asarray(getter(index)) for index in plan.needed_slices()}
+    shapes = {index: image.shape for index, image in needed.items()}
+    if len(set(shapes.values())) != 1 or len(next(iter(shapes.values()))) != 2:
+        raise ValueError(f'slices to blend must be 2D arrays of one shape, got {shapes}')
+    height, width = next(iter(shapes.values()))
+    out = np.empty((height, width, len(plan.indices)), dtype=np.float32)
+    for c, ((i0, i1), (w0, w1)) in enumerate(zip(plan.indices, plan.weights)):
+        if w1 == 0:
+            out[..., c] = needed[int(i0)]
+        else:
+            out[..., c] = np.float32(w0) * needed[int(i0)] + np.float32(w1) * needed[int(i1)]
+    return out
+
+
+def channel_groups(num_slices: int, group_size: int = 3) -> List[Tuple[int, ...]]:
+    """Channel indices of the consecutive groups a multi-slice input is split into (MULAN).
+
+    ``channel_groups(9) == [(0, 1, 2), (3, 4, 5), (6, 7, 8)]``; the key slice (channel
+    ``num_slices // 2``) lies in the central group.
+    """
+    num_slices = _check_num_slices(num_slices)
+    if group_size < 1 or num_slices % group_size != 0:
+        raise ValueError(f'{num_slices} slices cannot be split into groups of {group_size}')
+    return [tuple(range(g, g + group_size)) for g in range(0, num_slices, group_size)]

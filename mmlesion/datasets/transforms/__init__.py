@@ -1,0 +1,9 @@
+"""Data pipeline transforms for multi-slice (2.5D) DeepLesion inputs, registered in
+``mmdet.registry.TRANSFORMS``."""
+from .formatting import PackLesionInputs
+from .geometric import RescaleToSpacing
+from .loading import LoadLesionAnnotations, LoadMultiSliceFromFile
+
+__all__ = [
+    'LoadMultiSliceFromFile', 'LoadLesionAnnotations', 'RescaleToSpacing', 'PackLesionInputs'
+]

@@ -1,0 +1,9 @@
+from .checkpoint import (UntrustedCheckpointError, install_checkpoint_loader, is_trusted,
+                         load_local_checkpoint, publish_checkpoint, trust_checkpoint_dir,
+                         trusted_dirs)
+from .launch import prepare_distributed
+
+__all__ = [
+    'UntrustedCheckpointError', 'install_checkpoint_loader', 'is_trusted', 'load_local_checkpoint',
+    'publish_checkpoint', 'trust_checkpoint_dir', 'trusted_dirs', 'prepare_distributed'
+]

@@ -1,0 +1,38 @@
+"""Distributed set-up that works on GPUs (NCCL) and on CPU-only machines (gloo).
+
+mmengine 0.10.7's pytorch launcher calls ``torch.cuda.set_device`` unconditionally and wraps DDP
+with ``device_ids=[LOCAL_RANK]``; both fail without CUDA.  On CPU we initialise the gloo process
+group before the Runner is built (the Runner then skips its own initialisation) and wrap the model
+with ``device_ids=None``.
+"""
+import os
+
+import torch
+import torch.distributed as torch_dist
+from mmengine.config import Config
+
+
+def prepare_distributed(cfg: Config, launcher: str) -> None:
+    """Make ``cfg`` and the process group ready for ``launcher`` ('none', 'pytorch', 'slurm', 'mpi')."""
+    cfg.launcher = launcher
+    if launcher == 'none' or torch.cuda.is_available():
+        return
+    if launcher == 'slurm':
+        # torchrun-style variables from SLURM's so the same gloo path serves both launchers
+        os.environ.setdefault('RANK', os.environ['SLURM_PROCID'])
+        os.environ.setdefault('WORLD_SIZE', os.environ['SLURM_NTASKS'])
+        os.environ.setdefault('LOCAL_RANK', os.environ['SLURM_LOCALID'])
+        os.environ.setdefault('MASTER_PORT', '29500')
+        if 'MASTER_ADDR' not in os.environ:
+            raise RuntimeError('CPU slurm training needs MASTER_ADDR (tools/slurm_train.sh sets it)')
+    if not torch_dist.is_initialized():
+        timeout = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('timeout', 1800)
+        import datetime
+        torch_dist.init_process_group(
+            backend='gloo', timeout=datetime.timedelta(seconds=timeout))
+    wrapper = dict(cfg.get('model_wrapper_cfg') or {})
+    wrapper.setdefault('type', 'MMDistributedDataParallel')
+    wrapper['device_ids'] = None
+    wrapper.setdefault('broadcast_buffers', False)
+    wrapper.setdefault('find_unused_parameters', cfg.get('find_unused_parameters', False))
+    cfg.model_wrapper_cfg = wrapper

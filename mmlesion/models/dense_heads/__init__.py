@@ -1,0 +1,3 @@
+from .centernet_hnsl_head import CenterNetHNSLHead
+
+__all__ = ['CenterNetHNSLHead']

@@ -1,0 +1,3 @@
+from .fpn_upsample import LesionFPNUpsample
+
+__all__ = ['LesionFPNUpsample']

@@ -1,0 +1,47 @@
+"""Every user-facing config parses, inherits as documented and builds its model."""
+import glob
+import os.path as osp
+
+import pytest
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+
+import mmlesion  # noqa: F401
+from mmdet.registry import MODELS
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TOP_LEVEL = sorted(
+    p for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
+    if '_base_' not in p)
+
+
+def test_short_aliases_exist():
+    for alias in ('mscn_hnsl.py', 'mscn.py', 'centernet_3slice.py'):
+        assert osp.join(REPO, 'configs', alias) in TOP_LEVEL
+
+
+@pytest.mark.parametrize('path', TOP_LEVEL, ids=lambda p: osp.relpath(p, REPO))
+def test_config_builds(path):
+    cfg = Config.fromfile(path)
+    assert cfg.default_scope == 'mmdet'
+    assert cfg.custom_imports == dict(imports=['mmlesion'], allow_failed_imports=False)
+    init_default_scope('mmdet')
+    model = MODELS.build(cfg.model)
+    assert model.bbox_head.num_classes == 1
+    n_slices = cfg.train_dataloader.dataset.pipeline[0]['num_slices']
+    assert model.backbone.num_slice_groups * 3 == n_slices
+
+
+def test_paper_values_visible_in_real_data_config():
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'mscn_hnsl.py'))
+    load, _, rescale = cfg.train_dataloader.dataset.pipeline[:3]
+    assert (load['num_slices'], load['slice_interval_mm'], tuple(load['window_hu'])) == (9, 2.0, (-1024, 3071))
+    assert (rescale['target_spacing_mm'], rescale['max_size']) == (0.8, 512)
+    head = cfg.model.bbox_head
+    assert head.type == 'CenterNetHNSLHead'
+    assert (head.loss_center_heatmap.alpha, head.loss_center_heatmap.gamma) == (2.0, 4.0)
+    assert (head.loss_wh.loss_weight, head.loss_offset.loss_weight) == (0.1, 1.0)
+    assert cfg.model.backbone.block_config == (6, 12, 24)
+    assert cfg.model.backbone.fusion_levels == (2, )
+    mscn = Config.fromfile(osp.join(REPO, 'configs', 'mscn.py'))
+    assert mscn.train_dataloader.dataset.drop_hard_negatives is True

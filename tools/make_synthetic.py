@@ -1,0 +1,13 @@
+"""Generate synthetic CT sub-volumes in the NIH DeepLesion format (SPEC §6).
+
+    python tools/make_synthetic.py --out DIR --volumes N --seed S [--image-size 512] \
+        [--slices-mm 5 2.5] [--max-slices 40] [--overwrite] [--quiet]
+
+Writes DIR/Images_png/<series>/<slice>.png (16-bit, HU + 32768), DIR/DL_info.csv, the complete
+ground truth in the Lesion Harvester pickle formats under DIR/ground_truth/ (plus truth.json) and
+DIR/summary.json.  The argument parser and the logic live in :mod:`mmlesion.datasets.synthetic`.
+"""
+from mmlesion.datasets.synthetic import main
+
+if __name__ == '__main__':
+    main()
