@@ -24,3 +24,17 @@ def shared_data_dir():
         pytest.skip('real DeepLesion annotation releases not found: set MMLESION_SHARED_DATA or place '
                     'them at ../shared/data beside the repository')
     return path
+
+
+@pytest.fixture(scope='session')
+def synthetic_converted(tmp_path_factory):
+    """A small synthetic DeepLesion-format dataset (10 sub-volumes, 128 px), converted to JSON.
+
+    Returns the data root; ``annotations/{train,val,test}.json`` lie under it.
+    """
+    from mmlesion.datasets.converters.deeplesion import convert_deeplesion
+    from mmlesion.datasets.synthetic import generate_dataset
+    root = tmp_path_factory.mktemp('synthetic_converted')
+    generate_dataset(str(root), num_volumes=10, seed=3, image_size=128)
+    convert_deeplesion(str(root), str(root / 'annotations'), log=lambda *a, **k: None)
+    return root

@@ -7,3 +7,6 @@ __all__ = [
     'UntrustedCheckpointError', 'install_checkpoint_loader', 'is_trusted', 'load_local_checkpoint',
     'publish_checkpoint', 'trust_checkpoint_dir', 'trusted_dirs', 'prepare_distributed'
 ]
+from .volume_scan import VolumeScanInputs, VolumeScanTestLoop, split_test_pipeline  # noqa: E402
+
+__all__ += ['VolumeScanTestLoop', 'VolumeScanInputs', 'split_test_pipeline']

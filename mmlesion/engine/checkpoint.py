@@ -56,7 +56,10 @@ def load_local_checkpoint(filename: str, map_location=None):
     try:
         return torch.load(filename, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        first_line = str(err).strip().splitlines()[-1] if str(err).strip() else repr(err)
+        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+        # torch's message is long; the line naming the refused global is the useful one
+        first_line = next((ln for ln in lines if 'Unsupported global' in ln),
+                          lines[0] if lines else repr(err))
         raise UntrustedCheckpointError(
             f'{filename}: weights-only loading refused it ({first_line}). The file holds pickled '
             'objects besides tensors (an mmengine training checkpoint does) and is outside the '

@@ -31,7 +31,7 @@ import shutil
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -59,6 +59,7 @@ RECIST_PAD_PX = 5.0
 # DeepLesion's slice intervals, weighted toward 5 and 2.5 mm like the dataset.
 SLICE_INTERVALS_MM = (1.0, 1.25, 2.0, 2.5, 5.0)
 SLICE_INTERVAL_WEIGHTS = (0.12, 0.05, 0.13, 0.25, 0.45)
+ANATOMIES = ('phantom', 'real')
 MIN_IMAGE_SIZE = 96  # px; smaller phantoms leave no room for 5 mm lesions beside the tubes
 HALF_RANGE_MM = 30.0  # DeepLesion releases about +-30 mm around key slices
 MARKED_PER_VOLUME = ((1, 2, 3), (0.6, 0.3, 0.1))
@@ -462,6 +463,54 @@ def _perturbed_recist(recist: List[float], long_px: float, W: int, H: int,
     return [_r3(v) for v in pts.ravel()]
 
 
+def add_dl_info_rows(rows: List[list], vol_lesions: List[dict], *, seed: int,
+                     layout: SeriesLayout, name: str, width: int, height: int,
+                     spacing_mm: float, slice_interval_mm: float, slice_range: Sequence[int],
+                     body_level: Callable[[int], float],
+                     window_for: Callable[[str], Tuple[int, int]]) -> None:
+    """Append the DL_info.csv rows of a sub-volume's marked lesions, setting their ``csv_row``.
+
+    ``vol_lesions`` are ``truth.json`` lesion dicts (0-based); the rows are 1-based like
+    DeepLesion.  A ``noisy`` lesion's row gets a perturbed RECIST mark (its truth keeps the true
+    one and records the written one in ``csv_recist`` / ``csv_box``).  ``body_level(key)`` is
+    the normalised z of a key slice, ``window_for(organ)`` its DICOM window (HU).
+    """
+    sp, dz = spacing_mm, slice_interval_mm
+    split = layout.split
+    for les_t in vol_lesions:
+        if not les_t['marked']:
+            continue
+        recist = les_t['recist']
+        long_px, short_px = les_t['diameters_px']
+        box = les_t['box2d']
+        if les_t['noisy']:
+            noise_rng = np.random.default_rng(np.random.SeedSequence(
+                [int(seed), 3, layout.patient, layout.study, layout.series,
+                 les_t['series_index']]))
+            recist = _perturbed_recist(recist, long_px, width, height, noise_rng)
+            long_px = math.hypot(recist[2] - recist[0], recist[3] - recist[1])
+            short_px = math.hypot(recist[6] - recist[4], recist[7] - recist[5])
+            box = [_r3(v) for v in recist_box(recist, RECIST_PAD_PX, (width, height))]
+            les_t['csv_recist'] = recist
+            les_t['csv_box'] = box
+        key = les_t['key_slice']
+        cxn = 0.5 * (recist[0] + recist[2]) / width
+        cyn = 0.5 * (recist[1] + recist[3]) / height
+        zn = body_level(key)
+        lo, hi = window_for(les_t['organ'])
+        rows.append([
+            f'{name}_{key:03d}.png', layout.patient, layout.study, layout.series,
+            key, ', '.join(_f3(v + 1.0) for v in recist),
+            ', '.join(_f3(v + 1.0) for v in box),
+            f'{_g(long_px)}, {_g(short_px)}',
+            ', '.join(_g(round(v, 6)) for v in (cxn, cyn, zn)),
+            -1 if split == 'train' else les_t['lesion_type'], int(les_t['noisy']),
+            f'{slice_range[0]}, {slice_range[1]}', f'{_g(sp)}, {_g(sp)}, {_g(dz)}',
+            f'{width}, {height}', f'{lo}, {hi}', layout.gender or '',
+            '' if layout.age is None else layout.age, SPLIT_CODE[split]])
+        les_t['csv_row'] = len(rows)
+
+
 def _window_for(organ_name: str, plan: SeriesPlan) -> Tuple[int, int]:
     if organ_name == 'lung':
         return LUNG_WINDOW
@@ -479,7 +528,8 @@ def generate_dataset(out_dir: str, num_volumes: int, seed: int = 0, image_size: 
                      slice_intervals_mm: Optional[Sequence[float]] = None,
                      max_slices: int = 40, small_image_fraction: float = 0.1,
                      noisy_fraction: float = 0.02, overwrite: bool = False,
-                     verbose: bool = False) -> dict:
+                     verbose: bool = False, anatomy: str = 'phantom',
+                     real_ct_dir: Optional[str] = None, held_out: str = 'lung1') -> dict:
     """Generate ``num_volumes`` synthetic sub-volumes in DeepLesion's format under ``out_dir``.
 
     Args:
@@ -489,20 +539,30 @@ def generate_dataset(out_dir: str, num_volumes: int, seed: int = 0, image_size: 
             V_H^test once there are 3 and 4 training sub-volumes (about 10 sub-volumes).
         seed: the same seed gives the same bytes.
         image_size: nominal image width = height in px (>= 96); about ``small_image_fraction``
-            of the series are 0.75 times smaller (not below 96 px).  Anatomy scales with the
-            image, pixel spacing stays 0.6-0.98 mm and lesion diameters are 5-50 mm (capped at
-            50 * sqrt(image_size / 512) mm).
+            of the series are 0.75 times smaller (not below 96 px).  Phantom anatomy scales with
+            the image, pixel spacing stays 0.6-0.98 mm and lesion diameters are 5-50 mm (capped
+            at 50 * sqrt(image_size / 512) mm).  Real anatomy is resampled to this size and its
+            spacing adjusted (so it stays physically right).
         slice_intervals_mm: allowed slice intervals (default 1, 1.25, 2, 2.5, 5 weighted toward
-            5 and 2.5).
+            5 and 2.5).  Phantom only: real anatomy keeps its real 5 mm slices.
         max_slices: most slices in one sub-volume (>= 3); thin-slice sub-volumes then span less
             than +-30 mm around their key slices.
         noisy_fraction: fraction of DL_info rows flagged ``Possibly_noisy`` (their RECIST mark is
             perturbed; the ground truth keeps the true one).
+        anatomy: ``'phantom'`` (analytic CT-like phantoms) or ``'real'`` (synthetic lesions and
+            look-alikes inserted into augmented windows of the two real chest CTs, see
+            :mod:`.real_anatomy`).
+        real_ct_dir: folder of ``lung{1,2}_{image,label}.nrrd`` (``anatomy='real'``); default
+            ``$MMLESION_SHARED_DATA/real_ct`` or ``../shared/data/real_ct`` beside the repo.
+        held_out: ``anatomy='real'``: the real volume reserved for the test split
+            (``'lung1'`` or ``'lung2'``); the other one gives train and val.
 
     Returns:
         the summary dict, also written to ``out_dir/summary.json``.
     """
     t0 = time.time()
+    if anatomy not in ANATOMIES:
+        raise ValueError(f'anatomy must be one of {ANATOMIES}, got {anatomy!r}')
     if int(num_volumes) < 1:
         raise ValueError(f'num_volumes must be >= 1, got {num_volumes}')
     if int(image_size) < MIN_IMAGE_SIZE:
@@ -510,11 +570,18 @@ def generate_dataset(out_dir: str, num_volumes: int, seed: int = 0, image_size: 
                          f'the organs), got {image_size}')
     if int(max_slices) < 3:
         raise ValueError(f'max_slices must be >= 3, got {max_slices}')
+    if anatomy == 'real' and slice_intervals_mm is not None:
+        raise ValueError('anatomy="real" keeps the real volumes\' 5 mm slice interval; do not '
+                         'pass slice_intervals_mm (--slices-mm)')
     intervals = tuple(float(v) for v in (slice_intervals_mm or SLICE_INTERVALS_MM))
     if not intervals or any(not (v > 0 and math.isfinite(v)) for v in intervals):
         raise ValueError(f'slice intervals must be positive mm values, got {slice_intervals_mm!r}')
     if not 0.0 <= small_image_fraction <= 1.0 or not 0.0 <= noisy_fraction <= 1.0:
         raise ValueError('small_image_fraction and noisy_fraction must lie in [0, 1]')
+    sources = None
+    if anatomy == 'real':
+        from .real_anatomy import load_sources
+        sources = load_sources(real_ct_dir, held_out)  # fails before anything is written
     out_dir = os.fspath(out_dir)
     existing = [p for p in ('DL_info.csv', 'Images_png', 'ground_truth')
                 if os.path.exists(os.path.join(out_dir, p))]
@@ -527,89 +594,15 @@ def generate_dataset(out_dir: str, num_volumes: int, seed: int = 0, image_size: 
     os.makedirs(os.path.join(out_dir, 'Images_png'), exist_ok=True)
     os.makedirs(os.path.join(out_dir, 'ground_truth'), exist_ok=True)
 
-    layouts = plan_layout(int(num_volumes), int(seed))
-    rows: List[list] = []
-    truth_volumes: List[dict] = []
-    n_slices = 0
-    lesion_id = 0
-    lookalike_id = 0
-    done_volumes = 0
-    for si, layout in enumerate(layouts):
-        plan = plan_series(layout, seed, int(image_size), intervals, int(max_slices),
-                           small_image_fraction, noisy_fraction)
-        records, written = render_series(plan, out_dir)
-        n_slices += written
-        sp, dz = plan.spacing_mm, plan.slice_interval_mm
-        for sv in plan.subvolumes:
-            vol_lesions = []
-            for les in plan.lesions:
-                recs = records.get((sv.index, 'lesion', les.index))
-                if les.subvolume != sv.index:
-                    if recs:
-                        raise RuntimeError(f'{sv.key}: lesion of another sub-volume visible '
-                                           '(internal error)')
-                    continue
-                if not recs:
-                    if les.marked:
-                        raise RuntimeError(f'{sv.key}: marked lesion invisible (internal error)')
-                    continue  # an unmarked lesion too thin to show on any slice: not in the data
-                vol_lesions.append(_lesion_truth(plan, sv, les, recs, lesion_id))
-                lesion_id += 1
-            vol_lookalikes = []
-            for la in plan.lookalikes:
-                recs = records.get((sv.index, 'lookalike', la.index))
-                if recs:
-                    vol_lookalikes.append(_lookalike_truth(plan, la, recs, lookalike_id))
-                    lookalike_id += 1
-            split = layout.split
-            for les_t in vol_lesions:
-                if not les_t['marked']:
-                    continue
-                recist = les_t['recist']
-                long_px, short_px = les_t['diameters_px']
-                box = les_t['box2d']
-                if les_t['noisy']:
-                    noise_rng = np.random.default_rng(np.random.SeedSequence(
-                        [int(seed), 3, layout.patient, layout.study, layout.series,
-                         les_t['series_index']]))
-                    recist = _perturbed_recist(recist, long_px, plan.width, plan.height,
-                                               noise_rng)
-                    long_px = math.hypot(recist[2] - recist[0], recist[3] - recist[1])
-                    short_px = math.hypot(recist[6] - recist[4], recist[7] - recist[5])
-                    box = [_r3(v) for v in recist_box(recist, RECIST_PAD_PX,
-                                                      (plan.width, plan.height))]
-                    les_t['csv_recist'] = recist
-                    les_t['csv_box'] = box
-                key = les_t['key_slice']
-                cxn = 0.5 * (recist[0] + recist[2]) / plan.width
-                cyn = 0.5 * (recist[1] + recist[3]) / plan.height
-                zn = plan.level0 + key * dz / BODY_LEVEL_MM
-                lo, hi = _window_for(les_t['organ'], plan)
-                rows.append([
-                    f'{plan.name}_{key:03d}.png', layout.patient, layout.study, layout.series,
-                    key, ', '.join(_f3(v + 1.0) for v in recist),
-                    ', '.join(_f3(v + 1.0) for v in box),
-                    f'{_g(long_px)}, {_g(short_px)}',
-                    ', '.join(_g(round(v, 6)) for v in (cxn, cyn, zn)),
-                    -1 if split == 'train' else les_t['lesion_type'], int(les_t['noisy']),
-                    f'{sv.start}, {sv.end}', f'{_g(sp)}, {_g(sp)}, {_g(dz)}',
-                    f'{plan.width}, {plan.height}', f'{lo}, {hi}', layout.gender,
-                    '' if layout.age is None else layout.age, SPLIT_CODE[split]])
-                les_t['csv_row'] = len(rows)
-            truth_volumes.append(dict(
-                key=sv.key, series=plan.name, patient_index=layout.patient,
-                study_index=layout.study, series_id=layout.series, subvolume_index=sv.index,
-                slice_range=[sv.start, sv.end], num_slices=sv.end - sv.start + 1,
-                spacing=[sp, sp, dz], slice_interval=dz, image_size=[plan.width, plan.height],
-                split=split, role=sv.role, complete=sv.role != 'V_H', region=plan.region,
-                noise_hu=_r3(plan.noise_hu), soft_window=list(plan.soft_window),
-                gender=layout.gender, age=layout.age,
-                marked_key_slices=sv.key_slices, lesions=vol_lesions,
-                lookalikes=vol_lookalikes))
-            done_volumes += 1
-        if verbose and (si == len(layouts) - 1 or (si + 1) % max(1, len(layouts) // 10) == 0):
-            print(f'[make_synthetic] {done_volumes}/{num_volumes} sub-volumes, {n_slices} slices, '
-                  f'{time.time() - t0:.1f} s', flush=True)
+    if anatomy == 'real':
+        from .real_anatomy import generate_real_volumes
+        rows, truth_volumes, n_slices, real_info = generate_real_volumes(
+            out_dir, sources, int(num_volumes), int(seed), int(image_size), int(max_slices),
+            small_image_fraction, noisy_fraction, held_out, verbose, t0)
+    else:
+        rows, truth_volumes, n_slices = _generate_phantom_volumes(
+            out_dir, int(num_volumes), int(seed), int(image_size), intervals, int(max_slices),
+            small_image_fraction, noisy_fraction, verbose, t0)
 
     _write_dl_info(os.path.join(out_dir, 'DL_info.csv'), rows)
     gt_counts = _write_ground_truth(os.path.join(out_dir, 'ground_truth'), truth_volumes)
@@ -643,13 +636,93 @@ def generate_dataset(out_dir: str, num_volumes: int, seed: int = 0, image_size: 
                          'lesions the DL_info key slice',
             'lesion_type': 'DeepLesion coarse type 1..8 (DL_info writes -1 for the train split)',
         })
+    if anatomy == 'real':
+        real_frames = real_info.pop('frames', {})
+        info.update(real_info)
+        info['frames'].update(real_frames)
     atomic_dump_json(dict(info=info, volumes=truth_volumes),
                      os.path.join(out_dir, 'ground_truth', 'truth.json'))
     summary = _summary(truth_volumes, rows, n_slices, gt_counts)
     summary.update(seed=int(seed), image_size=int(image_size),
                    generation_time_s=round(time.time() - t0, 3))
+    if anatomy == 'real':
+        summary.update(_real_summary(truth_volumes))
     atomic_dump_json(summary, os.path.join(out_dir, 'summary.json'), indent=2)
     return summary
+
+
+def _real_summary(volumes: List[dict]) -> dict:
+    real = [les for v in volumes for les in v['lesions'] if les.get('origin') == 'real']
+    per_source: Dict[str, Dict[str, int]] = {}
+    for v in volumes:
+        d = per_source.setdefault(v['source_volume'], {})
+        d[v['split']] = d.get(v['split'], 0) + 1
+    return dict(anatomy='real', volumes_per_source=dict(sorted(per_source.items())),
+                real_lesions=len(real), real_lesions_marked=sum(les['marked'] for les in real))
+
+
+def _generate_phantom_volumes(out_dir: str, num_volumes: int, seed: int, image_size: int,
+                              intervals: Sequence[float], max_slices: int,
+                              small_image_fraction: float, noisy_fraction: float,
+                              verbose: bool, t0: float) -> Tuple[List[list], List[dict], int]:
+    """Render the phantom series; returns (DL_info rows, truth volumes, slices written)."""
+    layouts = plan_layout(num_volumes, seed)
+    rows: List[list] = []
+    truth_volumes: List[dict] = []
+    n_slices = 0
+    lesion_id = 0
+    lookalike_id = 0
+    done_volumes = 0
+    for si, layout in enumerate(layouts):
+        plan = plan_series(layout, seed, image_size, intervals, max_slices,
+                           small_image_fraction, noisy_fraction)
+        records, written = render_series(plan, out_dir)
+        n_slices += written
+        sp, dz = plan.spacing_mm, plan.slice_interval_mm
+        for sv in plan.subvolumes:
+            vol_lesions = []
+            for les in plan.lesions:
+                recs = records.get((sv.index, 'lesion', les.index))
+                if les.subvolume != sv.index:
+                    if recs:
+                        raise RuntimeError(f'{sv.key}: lesion of another sub-volume visible '
+                                           '(internal error)')
+                    continue
+                if not recs:
+                    if les.marked:
+                        raise RuntimeError(f'{sv.key}: marked lesion invisible (internal error)')
+                    continue  # an unmarked lesion too thin to show on any slice: not in the data
+                vol_lesions.append(_lesion_truth(plan, sv, les, recs, lesion_id))
+                lesion_id += 1
+            vol_lookalikes = []
+            for la in plan.lookalikes:
+                recs = records.get((sv.index, 'lookalike', la.index))
+                if recs:
+                    vol_lookalikes.append(_lookalike_truth(plan, la, recs, lookalike_id))
+                    lookalike_id += 1
+            split = layout.split
+            add_dl_info_rows(
+                rows, vol_lesions, seed=seed, layout=layout, name=plan.name, width=plan.width,
+                height=plan.height, spacing_mm=sp, slice_interval_mm=dz,
+                slice_range=(sv.start, sv.end),
+                body_level=lambda key: plan.level0 + key * dz / BODY_LEVEL_MM,
+                window_for=lambda organ: _window_for(organ, plan))
+            truth_volumes.append(dict(
+                key=sv.key, series=plan.name, patient_index=layout.patient,
+                study_index=layout.study, series_id=layout.series, subvolume_index=sv.index,
+                slice_range=[sv.start, sv.end], num_slices=sv.end - sv.start + 1,
+                spacing=[sp, sp, dz], slice_interval=dz, image_size=[plan.width, plan.height],
+                split=split, role=sv.role, complete=sv.role != 'V_H', region=plan.region,
+                noise_hu=_r3(plan.noise_hu), soft_window=list(plan.soft_window),
+                gender=layout.gender, age=layout.age,
+                marked_key_slices=sv.key_slices, lesions=vol_lesions,
+                lookalikes=vol_lookalikes))
+            done_volumes += 1
+        if verbose and (si == len(layouts) - 1 or (si + 1) % max(1, len(layouts) // 10) == 0):
+            print(f'[make_synthetic] {done_volumes}/{num_volumes} sub-volumes, {n_slices} slices, '
+                  f'{time.time() - t0:.1f} s', flush=True)
+
+    return rows, truth_volumes, n_slices
 
 
 def _write_dl_info(path: str, rows: List[list]) -> None:

@@ -1,0 +1,63 @@
+# MSCN-HNSL sized to train on a 2-core CPU in minutes, on the built-in synthetic DeepLesion-format data
+# (`tools/make_synthetic.py`, then `tools/convert_deeplesion.py`).  Same components as
+# configs/mscn_hnsl.py; a narrower, shallower DenseNet (same code) and coarser pixels (1.2 mm/px,
+# long side <= 192) so one iteration takes a fraction of a second.  Used by `make demo` and the tests.
+_base_ = ['../mscn_hnsl.py']
+
+data_root = 'work_dirs/demo/data/'
+ann_root = 'annotations/'
+num_slices = 9
+target_spacing_mm = 1.2
+max_size = 192
+
+model = dict(
+    backbone=dict(growth_rate=16, block_config=(2, 4, 6), num_init_features=32),
+    neck=dict(in_channels=[64, 96, 144], out_channels=32, feat_channels=64),
+    bbox_head=dict(in_channels=32, feat_channels=32),
+    test_cfg=dict(topk=50, local_maximum_kernel=3, max_per_img=50))
+
+train_pipeline = [
+    dict(type='LoadMultiSliceFromFile', num_slices=num_slices, slice_interval_mm=2.0,
+         window_hu=(-1024, 3071)),
+    dict(type='LoadLesionAnnotations', with_bbox=True),
+    dict(type='RescaleToSpacing', target_spacing_mm=target_spacing_mm, max_size=max_size),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackLesionInputs'),
+]
+test_pipeline = [
+    dict(type='LoadMultiSliceFromFile', num_slices=num_slices, slice_interval_mm=2.0,
+         window_hu=(-1024, 3071)),
+    dict(type='RescaleToSpacing', target_spacing_mm=target_spacing_mm, max_size=max_size),
+    dict(type='LoadLesionAnnotations', with_bbox=True),
+    dict(type='PackLesionInputs'),
+]
+train_dataloader = dict(
+    batch_size=8, num_workers=1, persistent_workers=True,
+    dataset=dict(data_root=data_root, ann_file=ann_root + 'train.json', pipeline=train_pipeline))
+val_dataloader = dict(
+    num_workers=1,
+    dataset=dict(data_root=data_root, ann_file=ann_root + 'val.json', pipeline=test_pipeline))
+test_dataloader = dict(
+    num_workers=1,
+    dataset=dict(data_root=data_root, ann_file=ann_root + 'test.json', pipeline=test_pipeline))
+val_evaluator = dict(ann_file=data_root + ann_root + 'val.json')
+test_evaluator = dict(ann_file=data_root + ann_root + 'test.json')
+
+# Adam from scratch trains the small net faster than SGD on a few hundred slices *(ours)*
+max_epochs = 40
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=10)
+optim_wrapper = dict(
+    _delete_=True,
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=2e-3, weight_decay=1e-4),
+    clip_grad=dict(max_norm=35, norm_type=2))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50),
+    dict(type='CosineAnnealingLR', begin=0, end=max_epochs, by_epoch=True, eta_min=2e-5)
+]
+auto_scale_lr = dict(base_batch_size=8)
+default_hooks = dict(
+    logger=dict(interval=10),
+    checkpoint=dict(interval=10, max_keep_ckpts=2),
+    visualization=dict(type='DetVisualizationHook', draw=False))
+log_processor = dict(window_size=10)

@@ -1,0 +1,190 @@
+"""``tools/test.py``: test a detector from a config and a checkpoint with MMEngine's Runner.
+
+    python tools/test.py CONFIG CHECKPOINT --eval p3d [--ann Revised-Test1071.pkl] [--out det.pkl]
+        [--show-dir DIR] [--work-dir DIR] [--cfg-options k=v ...] [--launcher none|pytorch|...]
+        [--trust-checkpoint] [--interp extrapolate|clamp]
+
+Arguments follow mmdet 3.3's ``tools/test.py``; ``--eval`` picks the evaluation (SPEC §4):
+
+* ``p3d`` / ``iou3d`` (may be combined): the config's ``test_cfg`` becomes
+  :class:`~mmlesion.engine.VolumeScanTestLoop` (every slice of every sub-volume of the annotation
+  file, stacked into tracklets; its settings are kept when the config already uses it) and the
+  evaluator :class:`~mmlesion.evaluation.P3DMetric` / :class:`~mmlesion.evaluation.IoU3DMetric`.
+* ``recist2d``: the per-key-slice ``TestLoop`` with :class:`~mmlesion.evaluation.Recist2DMetric`.
+
+``--ann`` replaces the ground truth (mmlesion JSON; for p3d / iou3d also a Lesion Harvester or
+LENS pickle): the scan covers that file's volumes, the images root stays the dataset's.
+``--out`` writes detections in the Lesion Harvester format (relative z, 1-based x/y, ``.pkl`` or
+``.json``) -- ``tools/eval_p3d.py`` and the authors' evaluator read it.  ``--show-dir`` writes
+overlay PNGs.  ``--cfg-options`` apply after the ``--eval`` switch (e.g.
+``test_cfg.score_thr=0.05 test_cfg.batch_size=16``).
+
+Checkpoints are fully unpickled only inside the work dir or with ``--trust-checkpoint``; other
+files load weights-only (see :mod:`mmlesion.engine.checkpoint`).
+"""
+import argparse
+import os
+import os.path as osp
+from typing import List, Optional
+
+from mmengine.config import Config, ConfigDict, DictAction
+
+__all__ = ['parse_args', 'build_test_config', 'main', 'EVALUATIONS']
+
+VOLUME_METRICS = {'p3d': 'P3DMetric', 'iou3d': 'IoU3DMetric'}
+SLICE_METRICS = {'recist2d': 'Recist2DMetric'}
+EVALUATIONS = tuple(VOLUME_METRICS) + tuple(SLICE_METRICS)
+OUR_METRICS = set(VOLUME_METRICS.values()) | set(SLICE_METRICS.values())
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Test (and evaluate) an mmlesion detector')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--eval', nargs='+', choices=EVALUATIONS, default=None,
+                        help='p3d and/or iou3d: volume-wise scan + 3D metrics; recist2d: key-slice '
+                        '2D FROC (default: the config\'s test_cfg / test_evaluator)')
+    parser.add_argument('--ann', help='ground-truth annotation file replacing the config\'s '
+                        '(mmlesion JSON; for p3d/iou3d also a Lesion Harvester / LENS pickle)')
+    parser.add_argument('--out', help='write detections in the Lesion Harvester format '
+                        '(relative z, 1-based x/y) to this .pkl or .json')
+    parser.add_argument('--show-dir', help='write overlay PNGs (detections and ground truth) here')
+    parser.add_argument('--work-dir', help='the directory for logs and metric files')
+    parser.add_argument('--interp', choices=('extrapolate', 'clamp'), default=None,
+                        help='FROC interpolation (default: the metric\'s, extrapolate)')
+    parser.add_argument(
+        '--trust-checkpoint', action='store_true',
+        help='fully unpickle CHECKPOINT even outside the work dir (only for files you trust)')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override config settings after the --eval switch, e.g. test_cfg.score_thr=0.05')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    if args.out is not None and not args.out.lower().endswith(('.pkl', '.pickle', '.json')):
+        parser.error(f'--out must end with .pkl, .pickle or .json, got {args.out!r}')
+    if args.eval:
+        kinds = {e in VOLUME_METRICS for e in args.eval}
+        if len(kinds) > 1:
+            parser.error('--eval recist2d runs on key slices and p3d/iou3d on whole volumes: '
+                         'run them in two calls')
+    return args
+
+
+def _metrics_list(cfg: Config) -> List[dict]:
+    ev = cfg.get('test_evaluator')
+    if ev is None:
+        return []
+    return list(ev) if isinstance(ev, (list, tuple)) else [ev]
+
+
+def _test_dataset_cfg(cfg: Config) -> dict:
+    ds = cfg.test_dataloader.dataset
+    while 'dataset' in ds:
+        ds = ds.dataset
+    return ds
+
+
+def _switch_evaluation(cfg: Config, evals: List[str]) -> None:
+    """Point test_cfg / test_evaluator at the requested evaluation, keeping existing settings."""
+    existing = {m.get('type'): m for m in _metrics_list(cfg)}
+    volume = evals[0] in VOLUME_METRICS
+    names = [(VOLUME_METRICS if volume else SLICE_METRICS)[e] for e in dict.fromkeys(evals)]
+    metrics = [ConfigDict(existing.get(n) or dict(type=n)) for n in names]
+    cfg.test_evaluator = metrics[0] if len(metrics) == 1 else metrics
+    loop = cfg.get('test_cfg') or {}
+    if volume:
+        if loop.get('type') != 'VolumeScanTestLoop':
+            cfg.test_cfg = ConfigDict(type='VolumeScanTestLoop')
+    elif loop.get('type') == 'VolumeScanTestLoop':
+        cfg.test_cfg = ConfigDict(type='TestLoop')
+
+
+def _apply_cli(cfg: Config, args: argparse.Namespace) -> None:
+    metrics = [m for m in _metrics_list(cfg) if m.get('type') in OUR_METRICS]
+    volume_scan = (cfg.get('test_cfg') or {}).get('type') == 'VolumeScanTestLoop'
+    if args.ann:
+        ann = osp.abspath(args.ann)
+        if not osp.isfile(ann):
+            raise SystemExit(f'--ann: file not found: {args.ann}')
+        if volume_scan:
+            # the scan reads the file and hands each volume's ground truth to the metrics, so a
+            # test_cfg.volumes restriction applies to both
+            cfg.test_cfg.ann_file = ann
+            for m in metrics:
+                m.ann_file = None
+        else:
+            if not ann.lower().endswith('.json'):
+                raise SystemExit('--ann with the key-slice test loop must be mmlesion JSON (the '
+                                 'dataset reads its images); convert a release pickle with '
+                                 'tools/import_annotations.py --dl-info, or use --eval p3d')
+            _test_dataset_cfg(cfg).ann_file = ann
+            for m in metrics:
+                m.ann_file = ann
+    if args.interp:
+        if not metrics:
+            raise SystemExit('--interp applies to P3DMetric / IoU3DMetric / Recist2DMetric: '
+                             'give --eval')
+        for m in metrics:
+            m.interp = args.interp
+    if args.out:
+        if not metrics:
+            raise SystemExit('--out writes the detections of P3DMetric / IoU3DMetric / '
+                             'Recist2DMetric: give --eval')
+        metrics[0].det_out = osp.abspath(args.out)
+    if args.show_dir:
+        show_dir = osp.abspath(args.show_dir)
+        if volume_scan:
+            cfg.test_cfg.show_dir = show_dir
+        else:
+            hooks = list(cfg.get('custom_hooks') or [])
+            hooks.append(dict(type='KeySliceOverlayHook', out_dir=show_dir))
+            cfg.custom_hooks = hooks
+    if args.launcher != 'none':
+        # one collect folder per metric: a shared one could be removed by rank 0 while another
+        # rank already writes the next metric's part
+        for i, m in enumerate(metrics):
+            if m.get('collect_device', 'cpu') == 'cpu' and m.get('collect_dir') is None:
+                m.collect_dir = osp.join(osp.abspath(cfg.work_dir), f'.collect_{i}_{m.type}')
+
+
+def build_test_config(args: argparse.Namespace) -> Config:
+    """The config ``runner.test()`` runs: ``--eval`` switch, then ``--cfg-options``, then the
+    command-line paths (``--ann``, ``--out``, ``--show-dir``, ``--interp``)."""
+    cfg = Config.fromfile(args.config)
+    if args.eval:
+        _switch_evaluation(cfg, args.eval)
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg.load_from = args.checkpoint
+    _apply_cli(cfg, args)
+    return cfg
+
+
+def main(argv: Optional[List[str]] = None) -> dict:
+    """Run the test; returns the metrics dict (on every rank; empty-valued off rank 0)."""
+    args = parse_args(argv)
+    import mmlesion  # noqa: F401  (registers modules, installs the checkpoint loader)
+    import mmlesion.visualization  # noqa: F401  (KeySliceOverlayHook)
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+
+    from mmlesion.engine import prepare_distributed, trust_checkpoint_dir
+
+    if not osp.isfile(args.checkpoint):
+        raise SystemExit(f'checkpoint not found: {args.checkpoint}')
+    cfg = build_test_config(args)
+    os.makedirs(cfg.work_dir, exist_ok=True)
+    # checkpoints in the run's own work dir were written by this code
+    trust_checkpoint_dir(cfg.work_dir)
+    if args.trust_checkpoint:
+        trust_checkpoint_dir(args.checkpoint)
+    prepare_distributed(cfg, args.launcher)
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    return runner.test()

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Distributed testing with torchrun: tools/dist_test.sh CONFIG CHECKPOINT NUM_PROCESSES [test.py args]
+# e.g. tools/dist_test.sh configs/mscn_hnsl.py work_dirs/mscn_hnsl/epoch_8.pth 4 --eval p3d
+# The volume scan shards sub-volumes over the ranks and merges them on rank 0.  NCCL on GPUs; on a
+# CPU-only machine the ranks use gloo (mmlesion.engine.launch).  NNODES, NODE_RANK, PORT and
+# MASTER_ADDR as in mmdet.
+set -euo pipefail
+CONFIG=$1
+CHECKPOINT=$2
+GPUS=$3
+NNODES=${NNODES:-1}
+NODE_RANK=${NODE_RANK:-0}
+PORT=${PORT:-29500}
+MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
+DIR="$(cd "$(dirname "$0")" && pwd)"
+PYTHON=${PYTHON:-python}
+# make `import mmlesion` work from a source checkout that is not pip-installed
+PYTHONPATH="$DIR/..${PYTHONPATH:+:$PYTHONPATH}" \
+"$PYTHON" -m torch.distributed.run \
+    --nnodes="$NNODES" \
+    --node_rank="$NODE_RANK" \
+    --master_addr="$MASTER_ADDR" \
+    --nproc_per_node="$GPUS" \
+    --master_port="$PORT" \
+    "$DIR/test.py" \
+    "$CONFIG" \
+    "$CHECKPOINT" \
+    --launcher pytorch "${@:4}"

@@ -1,0 +1,16 @@
+"""Write the real CT volumes (pyradiomics lung1/lung2 NRRD + lesion masks) in DeepLesion's format.
+
+    python tools/make_realct_fixture.py --out DIR [--real-ct-dir DIR] [--half-range-mm 30] \
+        [--overwrite] [--quiet]
+
+Writes DIR/Images_png/<series>/<KKK>.png (16-bit, HU + 32768 exactly; KKK = NRRD z index + 1),
+DIR/DL_info.csv (one row per real lesion, 1-based), the complete mask ground truth under
+DIR/ground_truth/ (Lesion Harvester pickles, Mask-Box-2D/3D.pkl, truth.json) and
+DIR/summary.json.  The argument parser and the logic live in :mod:`mmlesion.datasets.realct`.
+"""
+import sys
+
+from mmlesion.datasets.realct import main
+
+if __name__ == '__main__':
+    sys.exit(main())
