@@ -8,6 +8,6 @@ from .version import __version__
 
 install_checkpoint_loader()
 
-from . import datasets, evaluation, models, stacking  # noqa: E402,F401  (registers on import)
+from . import datasets, evaluation, models, stacking, visualization  # noqa: E402,F401  (registers)
 
 __all__ = ['__version__']

@@ -40,8 +40,6 @@ val_dataloader = dict(
 test_dataloader = dict(
     num_workers=1,
     dataset=dict(data_root=data_root, ann_file=ann_root + 'test.json', pipeline=test_pipeline))
-val_evaluator = dict(ann_file=data_root + ann_root + 'val.json')
-test_evaluator = dict(ann_file=data_root + ann_root + 'test.json')
 
 # Adam from scratch trains the small net faster than SGD on a few hundred slices *(ours)*
 max_epochs = 40

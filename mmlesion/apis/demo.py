@@ -6,6 +6,8 @@ Stages (each skipped when its outputs are already there and up to date, so a re-
 2. convert   DL_info.csv -> COCO-style train/val/test.json
 3. load      DeepLesionDataset with the 9-slice pipeline: summary + montage PNG
 4. train     MSCN-HNSL (CPU-sized config), checkpoint + loss-curve PNG
+5. evaluate  2D RECIST sensitivity on the validation key slices; P3D (volume scan + Kalman
+             stacking) on the completely annotated test sub-volumes, FROC PNG, overlay PNGs
 """
 import argparse
 import json
@@ -40,11 +42,10 @@ def _banner(text: str) -> None:
 def data_cfg_options(data_root: str) -> List[str]:
     """--cfg-options that point the synthetic config at ``data_root`` (with annotations/)."""
     data_root = data_root.rstrip('/') + '/'
-    ann = data_root + 'annotations/'
     return [f'data_root={data_root}'] + [
         f'{loader}.dataset.data_root={data_root}'
         for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')
-    ] + [f'val_evaluator.ann_file={ann}val.json', f'test_evaluator.ann_file={ann}test.json']
+    ]
 
 
 def stage_generate(args, data_root: str) -> dict:
@@ -141,6 +142,33 @@ def stage_train(args, cfg_options: List[str], work_dir: str) -> str:
     return final
 
 
+def stage_evaluate(args, cfg_options: List[str], work_dir: str, data_root: str,
+                   checkpoint: str) -> dict:
+    from mmlesion.apis.eval_p3d import main as eval_p3d_main
+    from mmlesion.apis.test import main as test_main
+
+    common = ['--trust-checkpoint']  # the demo trained it in its own work dir
+    val_opts = cfg_options + ['test_dataloader.dataset.ann_file=annotations/val.json']
+    recist = test_main([args.config, checkpoint, '--eval', 'recist2d', *common,
+                        '--work-dir', osp.join(work_dir, 'eval_val_recist2d'),
+                        '--cfg-options', *val_opts])
+    complete_test = osp.join(data_root, 'ground_truth', 'Revised-Test.pkl')
+    det = osp.join(work_dir, 'detections_test_lh.pkl')
+    p3d = test_main([args.config, checkpoint, '--eval', 'p3d', '--ann', complete_test, *common,
+                     '--out', det, '--show-dir', osp.join(work_dir, 'overlays'),
+                     '--work-dir', osp.join(work_dir, 'eval_test_p3d'),
+                     '--cfg-options', *cfg_options])
+    froc_png = osp.join(work_dir, 'froc_p3d_test.png')
+    summary = eval_p3d_main(['--ann', complete_test, '--det', det, '--plot', froc_png,
+                             '--json-out', osp.join(work_dir, 'p3d_test.json'),
+                             '--label', 'MSCN-HNSL (demo)'])
+    print(f'[evaluate] val 2D RECIST sensitivity @4 FPs/image: '
+          f'{recist.get("recist2d/sens@4", float("nan")):.3f}; test P3D AP '
+          f'{p3d.get("p3d/AP", float("nan")):.3f}; FROC -> {froc_png}; overlays -> '
+          f'{osp.join(work_dir, "overlays")}')
+    return dict(recist2d_val=recist, p3d_test=p3d, p3d_summary=summary)
+
+
 def main(argv: Optional[List[str]] = None) -> dict:
     args = parse_args(argv)
     t_start = time.time()
@@ -149,14 +177,17 @@ def main(argv: Optional[List[str]] = None) -> dict:
     os.makedirs(work_dir, exist_ok=True)
     cfg_options = data_cfg_options(data_root)
     results = {}
-    _banner('1/4 generate synthetic DeepLesion-format data')
+    _banner('1/5 generate synthetic DeepLesion-format data')
     results['generate'] = stage_generate(args, data_root)
-    _banner('2/4 convert DL_info.csv to COCO-style JSON')
+    _banner('2/5 convert DL_info.csv to COCO-style JSON')
     results['convert'] = stage_convert(data_root)
-    _banner('3/4 load 9-slice samples')
+    _banner('3/5 load 9-slice samples')
     results['load'] = stage_load(args, cfg_options, work_dir)
     if not args.skip_train:
-        _banner('4/4 train MSCN-HNSL on CPU')
+        _banner('4/5 train MSCN-HNSL on CPU')
         results['checkpoint'] = stage_train(args, cfg_options, work_dir)
+        _banner('5/5 evaluate: 2D RECIST (val key slices), P3D (complete test volumes)')
+        results['evaluate'] = stage_evaluate(args, cfg_options, work_dir, data_root,
+                                             results['checkpoint'])
     print(f'\ndemo finished in {time.time() - t_start:.0f} s; outputs in {work_dir}')
     return results

@@ -324,8 +324,8 @@ def describe_mask_lesion(mask3d: np.ndarray, spacing_xy: Sequence[float],
         ``box2d`` (RECIST extent + ``pad_px``, clipped to the image, 0-based), ``slices`` (one per
         slice with ``slice``, ``box`` (RECIST box of that cross-section), ``mask_box`` (extreme
         pixel centres), ``area_px``, ``recist``, ``diameters_px``), ``box3d`` (union of the
-        per-slice boxes + first/last slice), ``mask_box3d``, ``num_voxels``, ``volume_mm3`` is
-        left to the caller (needs z spacing), ``center_px`` (centroid on the key slice).
+        per-slice boxes + first/last slice), ``mask_box3d``, ``num_voxels`` and ``center_px``
+        (centroid of the key cross-section).
     """
     mask3d = np.asarray(mask3d, dtype=bool)
     if mask3d.ndim != 3 or not mask3d.any():
@@ -346,13 +346,12 @@ def describe_mask_lesion(mask3d: np.ndarray, spacing_xy: Sequence[float],
     key = slice_of(kz)
     ks = next(s for s in slices if s['slice'] == key)
     ys, xs = np.nonzero(mask3d[kz])
-    sp_long = ks['diameters_px']
     r_key = recist_from_mask(mask3d[kz], (sx, sy))
     boxes = np.array([s['box'] for s in slices])
     mboxes = np.array([s['mask_box'] for s in slices])
     first, last = slices[0]['slice'], slices[-1]['slice']
     return dict(
-        key_slice=key, recist=ks['recist'], diameters_px=sp_long,
+        key_slice=key, recist=ks['recist'], diameters_px=ks['diameters_px'],
         diameters_mm=[round(r_key['long_mm'], 4), round(r_key['short_mm'], 4)],
         box2d=ks['box'], center_px=[_r3(xs.mean()), _r3(ys.mean())],
         slices=slices,
@@ -437,8 +436,8 @@ def write_realct_fixture(out_dir: str, real_ct_dir: Optional[str] = None,
             ``key +- half_range_mm`` like DeepLesion (+-30 mm), clipped to the volume; lesions
             are then described on the released slices only.
     """
-    from .synthetic.generator import (DL_INFO_HEADER, _write_dl_info,  # noqa: F401
-                                      _write_ground_truth, _f3)
+    # the generator's writers: one DL_info / pickle format in the package
+    from .synthetic.generator import _f3, _write_dl_info, _write_ground_truth
     t0 = time.time()
     out_dir = os.fspath(out_dir)
     existing = [p for p in ('DL_info.csv', 'Images_png', 'ground_truth')

@@ -1,4 +1,4 @@
-"""Volume-wise inference: every slice of every sub-volume, stacked into 3D tracklets (SPEC §2.4, §4).
+"""Volume-wise inference: every slice of every sub-volume, stacked into 3D tracklets (SPEC §2.4).
 
 ``test_cfg = dict(type='VolumeScanTestLoop', score_thr=0.1, link_iou=0.8, batch_size=8)``
 replaces mmengine's per-key-slice ``TestLoop``.  For each sub-volume of the annotation file
@@ -50,6 +50,7 @@ from mmlesion.datasets.transforms.loading import LoadMultiSliceFromFile
 from mmlesion.datasets.volume_reader import VolumeReader
 from mmlesion.evaluation.metrics.annotation_set import (AnnotationSet, VolumeInfo,
                                                         load_annotation_set)
+from mmlesion.evaluation.metrics.p3d_metric import VolumeFROCMetric
 from mmlesion.stacking import stack_volume
 
 __all__ = ['VolumeScanTestLoop', 'VolumeScanInputs', 'split_test_pipeline']
@@ -89,8 +90,9 @@ def split_test_pipeline(pipeline: Sequence) -> tuple:
         else:
             rest.append(TRANSFORMS.build(copy.deepcopy(t)) if isinstance(t, dict) else t)
     if not isinstance(loader, LoadMultiSliceFromFile):
+        names = [_type_name(t) for t in pipeline]
         raise ValueError('VolumeScanTestLoop needs a test pipeline with LoadMultiSliceFromFile '
-                         f'(its window settings are reused); got {[_type_name(t) for t in pipeline]}')
+                         f'(its window settings are reused); got {names}')
     return loader, rest
 
 
@@ -181,7 +183,7 @@ class VolumeScanTestLoop(BaseLoop):
         fuse_iou: overlap to fuse tracks across a gap (0.8).
         batch_size: slices per ``test_step`` (one volume per batch; the last may be smaller).
         ann_file: annotation file whose volumes are scanned (mmlesion JSON or LH / LENS pickle);
-            None: the dataset's ``ann_file``.
+            None: the ``ann_file`` of the first P3D / 3D IoU metric, else the dataset's.
         ann_format, lens_subset: see :func:`~mmlesion.evaluation.metrics.load_annotation_set`.
         volumes: scan only these volume keys of the annotation set (None: all).
         series_info: where to look up pixel spacing and slice interval of volumes the annotation
@@ -242,7 +244,9 @@ class VolumeScanTestLoop(BaseLoop):
             runner.visualizer.dataset_meta = ds['metainfo']
         self.loader, self.transforms = split_test_pipeline(ds['pipeline'])
 
-        self.ann_file = ann_file or self.dataset_ann_file
+        metric_anns = [m.ann_file for m in getattr(self.evaluator, 'metrics', [])
+                       if isinstance(m, VolumeFROCMetric) and m.ann_file]
+        self.ann_file = ann_file or (metric_anns[0] if metric_anns else self.dataset_ann_file)
         if self.ann_file is None:
             raise ValueError('VolumeScanTestLoop: no annotation file (set test_cfg.ann_file or '
                              'the test dataset\'s ann_file)')
@@ -373,18 +377,23 @@ class VolumeScanTestLoop(BaseLoop):
 
     def _show(self, vol: VolumeInfo, result: dict) -> None:
         from mmlesion.visualization.overlays import save_volume_overlay
-        if self.num_workers == 0:
+        w, h = result['image_size']
+        blank = np.full((h, w), -1024.0, dtype=np.float32)  # a slice without PNG shows as air
+        if self.num_workers == 0:  # the reader still caches this volume: no second decode
             volume = self.inputs.reader.get_volume(vol.series, vol.slice_range,
                                                    vol.missing_slices)
 
             def get_slice(z):
-                return volume[z]
+                return volume.get(z, blank)
         else:
             reader = VolumeReader(self.image_root, max_volumes=0,
                                   backend_args=self.loader.backend_args)
 
             def get_slice(z):
-                return reader.read_slice(vol.series, z)
+                try:
+                    return reader.read_slice(vol.series, z)
+                except FileNotFoundError:
+                    return blank
         save_volume_overlay(
             osp.join(self.show_dir, f'{vol.key}.png'), get_slice, result['tracklets'],
             result.get('gt_boxes_2d'), max_tracklets=self.show_max_tracklets,
@@ -406,6 +415,13 @@ class VolumeScanTestLoop(BaseLoop):
             f'scans {n_mine}; t_G={self.stack_cfg["score_thr"]:g}, '
             f'link IoU>{self.stack_cfg["link_iou"]:g}, batch {self.batch_size}, '
             f'{self.loader.num_slices}-slice input, workers {self.num_workers}')
+        incomplete = self.annotation_set.incomplete_volumes()
+        if incomplete and self.rank == 0:
+            print_log(f'VolumeScan: {len(incomplete)} of {n_total} volumes of {self.ann_file} '
+                      'are not completely annotated (complete: false): P3D counts their '
+                      'unmarked lesions as false positives; evaluate on a complete set '
+                      '(e.g. Revised-Test1071.pkl) for the paper\'s numbers',
+                      logger='current', level=logging.WARNING)
         t0 = time.time()
         n_trk = 0
         for i, item in enumerate(self.dataloader):
@@ -413,7 +429,7 @@ class VolumeScanTestLoop(BaseLoop):
             self.num_decoded += int(item['num_decoded'])
             self.num_slices += result['num_slices']
             n_trk += len(result['tracklets'])
-            if self.show_dir:
+            if self.show_dir and result['num_slices']:
                 self._show(item['volume'], result)
             result.pop('slice_dets')
             self.evaluator.process(data_samples=[result], data_batch=None)

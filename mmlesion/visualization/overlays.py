@@ -171,14 +171,17 @@ class KeySliceOverlayHook(Hook):
         score_thr: draw detections scoring at least this.
         max_images: stop after this many images per process (None: all).
         window_hu: display window.
+        min_size: small slices are enlarged so that their long side has this many px.
     """
 
     def __init__(self, out_dir: str, score_thr: float = 0.3, max_images: Optional[int] = None,
-                 window_hu: Tuple[float, float] = DEFAULT_DISPLAY_WINDOW_HU) -> None:
+                 window_hu: Tuple[float, float] = DEFAULT_DISPLAY_WINDOW_HU,
+                 min_size: int = 384) -> None:
         self.out_dir = out_dir
         self.score_thr = float(score_thr)
         self.max_images = max_images
         self.window_hu = tuple(window_hu)
+        self.min_size = int(min_size)
         self._written = 0
 
     def after_test_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
@@ -189,15 +192,20 @@ class KeySliceOverlayHook(Hook):
                 return
             meta = sample.metainfo
             hu = raw_to_hu(read_uint16_png(meta['img_path']))
+            h, w = hu.shape
+            scale = max(1.0, self.min_size / max(h, w))
             image = hu_to_display(hu, self.window_hu)
+            if scale > 1:
+                image = cv2.resize(image, (round(w * scale), round(h * scale)),
+                                   interpolation=cv2.INTER_LINEAR)
             if 'gt_instances' in sample:
                 gt = sample.gt_instances.bboxes
-                draw_boxes(image, np.asarray(getattr(gt, 'tensor', gt).cpu()), GT_BGR)
+                draw_boxes(image, np.asarray(getattr(gt, 'tensor', gt).cpu()), GT_BGR, scale)
             pred = sample.pred_instances
             keep = (pred.scores >= self.score_thr).cpu().numpy()
             boxes = pred.bboxes.cpu().numpy()[keep]
             scores = pred.scores.cpu().numpy()[keep]
-            draw_boxes(image, boxes, DET_BGR, labels=[f'{s:.2f}' for s in scores])
+            draw_boxes(image, boxes, DET_BGR, scale, labels=[f'{s:.2f}' for s in scores])
             if meta.get('volume_id') is not None and meta.get('slice_index') is not None:
                 name = f'{meta["volume_id"]}_{int(meta["slice_index"]):03d}.png'
             else:

@@ -74,11 +74,10 @@ test_dataloader = dict(
         pipeline=test_pipeline,
         backend_args=backend_args))
 
-# key-slice box detection (COCO-style AP on the marked lesions); the P3D / 2D RECIST metrics of
-# SPEC §4 are configured by the evaluation configs
+# Legacy DeepLesion 2D metric on key slices (sensitivity at 0.5-16 FPs per image, IoU and IoBB
+# >= 0.5) against the lesions of each data sample.  P3D on complete annotation sets runs by volume
+# scan: `tools/test.py CONFIG CKPT --eval p3d --ann Revised-Test1071.pkl`.
 val_evaluator = dict(
-    type='CocoMetric', ann_file=data_root + ann_root + 'val.json', metric='bbox',
-    format_only=False, backend_args=backend_args)
-test_evaluator = dict(
-    type='CocoMetric', ann_file=data_root + ann_root + 'test.json', metric='bbox',
-    format_only=False, backend_args=backend_args)
+    type='Recist2DMetric', criteria=('iou', 'iobb'), iou_thr=0.5,
+    fp_points=[0.5, 1, 2, 4, 8, 16], interp='extrapolate')
+test_evaluator = val_evaluator

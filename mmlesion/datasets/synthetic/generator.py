@@ -45,13 +45,8 @@ from .lesions import (MAX_DIAMETER_MM, LookAlike, Lesion, PlacementContext, plac
 from .phantom import (BODY_LEVEL_MM, LESION_HOSTS, REGION_LEVEL, REGION_WEIGHTS, REGIONS,
                       TUBE_HOSTS, build_anatomy, make_grid)
 from .shapes import Ellipsoid, Grid, paint_anatomy, pv_weight
+from ..converters.dl_info import DL_INFO_HEADER  # the one definition of the real header
 
-DL_INFO_HEADER = (
-    'File_name', 'Patient_index', 'Study_index', 'Series_ID', 'Key_slice_index',
-    'Measurement_coordinates', 'Bounding_boxes', 'Lesion_diameters_Pixel_',
-    'Normalized_lesion_location', 'Coarse_lesion_type', 'Possibly_noisy', 'Slice_range',
-    'Spacing_mm_px_', 'Image_size', 'DICOM_windows', 'Patient_gender', 'Patient_age',
-    'Train_Val_Test')
 
 HU_MIN, HU_MAX = -1024, 3071
 HU_OFFSET = 32768
@@ -437,6 +432,9 @@ def lesion_mask_from_truth(lesion: dict, slice_index: int, slice_interval_mm: fl
         (H, W) bool mask of the pixels whose partial-volume weight is >= 0.5 (0-based pixels);
         all False where the lesion does not reach the slice.
     """
+    if lesion.get('origin') == 'real':
+        raise ValueError(f'lesion {lesion.get("id")} is a real lesion (no analytic shape): use '
+                         'mmlesion.datasets.synthetic.real_lesion_masks(volume) for its mask')
     w, h = (int(v) for v in image_size)
     shape = Ellipsoid(float(lesion['center_px'][0]), float(lesion['center_px'][1]),
                       float(lesion['center_z_mm']), float(lesion['radii_px'][0]),
@@ -643,7 +641,7 @@ def generate_dataset(out_dir: str, num_volumes: int, seed: int = 0, image_size: 
     atomic_dump_json(dict(info=info, volumes=truth_volumes),
                      os.path.join(out_dir, 'ground_truth', 'truth.json'))
     summary = _summary(truth_volumes, rows, n_slices, gt_counts)
-    summary.update(seed=int(seed), image_size=int(image_size),
+    summary.update(seed=int(seed), image_size=int(image_size), anatomy=anatomy,
                    generation_time_s=round(time.time() - t0, 3))
     if anatomy == 'real':
         summary.update(_real_summary(truth_volumes))
@@ -657,7 +655,7 @@ def _real_summary(volumes: List[dict]) -> dict:
     for v in volumes:
         d = per_source.setdefault(v['source_volume'], {})
         d[v['split']] = d.get(v['split'], 0) + 1
-    return dict(anatomy='real', volumes_per_source=dict(sorted(per_source.items())),
+    return dict(volumes_per_source=dict(sorted(per_source.items())),
                 real_lesions=len(real), real_lesions_marked=sum(les['marked'] for les in real))
 
 
@@ -824,6 +822,16 @@ def parse_args(argv=None):
                         help='most slices per sub-volume (default 40)')
     parser.add_argument('--small-image-fraction', type=float, default=0.1)
     parser.add_argument('--noisy-fraction', type=float, default=0.02)
+    parser.add_argument('--anatomy', choices=ANATOMIES, default='phantom',
+                        help='phantom: analytic CT-like phantoms; real: synthetic lesions and '
+                        'look-alikes inserted into augmented windows of the two real chest CTs '
+                        '(default phantom)')
+    parser.add_argument('--real-ct-dir', default=None,
+                        help='--anatomy real: folder of lung{1,2}_{image,label}.nrrd (default '
+                        '$MMLESION_SHARED_DATA/real_ct or ../shared/data/real_ct beside the repo)')
+    parser.add_argument('--held-out', default='lung1', choices=('lung1', 'lung2'),
+                        help='--anatomy real: the real volume that gives the test split (the '
+                        'other gives train and val; default lung1)')
     parser.add_argument('--overwrite', action='store_true',
                         help='replace a dataset already in --out')
     parser.add_argument('--quiet', action='store_true')
@@ -836,7 +844,8 @@ def main(argv=None) -> dict:
         args.out, args.volumes, seed=args.seed, image_size=args.image_size,
         slice_intervals_mm=args.slices_mm, max_slices=args.max_slices,
         small_image_fraction=args.small_image_fraction, noisy_fraction=args.noisy_fraction,
-        overwrite=args.overwrite, verbose=not args.quiet)
+        overwrite=args.overwrite, verbose=not args.quiet, anatomy=args.anatomy,
+        real_ct_dir=args.real_ct_dir, held_out=args.held_out)
     if not args.quiet:
         print(f"[make_synthetic] wrote {summary['volumes']} sub-volumes "
               f"({summary['slices_written']} slices, {summary['lesions']} lesions, "

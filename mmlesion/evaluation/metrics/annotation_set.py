@@ -321,7 +321,12 @@ def load_annotation_set(path: PathLike, fmt: str = 'auto', lens_subset: Optional
             ann.images = None
             return ann
         if fmt == 'lens':
-            boxes = release.load_lens(obj, subset=lens_subset)
+            # the release has both subsets; a file holding one of them is read as it is
+            subsets = [lens_subset] if lens_subset else \
+                [s for s in release.LENS_SUBSETS if isinstance(obj, dict) and s in obj] or [None]
+            boxes = {}
+            for subset in subsets:
+                boxes.update(release.load_lens(obj, subset=subset))
             splits = release.lens_subset_of(obj)
             coco = release.to_coco(boxes, source='lens', split={k: splits[k] for k in boxes},
                                    source_name=os.path.basename(path))

@@ -1,0 +1,135 @@
+"""tools/eval_p3d.py: the same numbers as P3DMetric on the same inputs, from JSON or LH pickles,
+numpy-pickled detections read safely, JSON and plot outputs, clear errors."""
+import importlib.util
+import json
+import os.path as osp
+import pickle
+
+import numpy as np
+import pytest
+from mmengine.evaluator import Evaluator
+
+from mmlesion.apis.eval_p3d import main
+from mmlesion.evaluation import P3DMetric
+from mmlesion.evaluation.detection_io import save_lh_detections
+from mmlesion.utils.fileio import atomic_dump_pickle
+
+HERE = osp.dirname(osp.abspath(__file__))
+_spec = importlib.util.spec_from_file_location(
+    'annotation_case', osp.join(HERE, '..', 'test_evaluation', 'test_metrics',
+                                'annotation_case.py'))
+case = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(case)
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    coco = tmp_path / 'set.json'
+    coco.write_text(json.dumps(case.make_coco()))
+    lh = tmp_path / 'Revised-Set.pkl'
+    atomic_dump_pickle(case.make_lh2d(), lh, protocol=2)
+    det = tmp_path / 'det.pkl'
+    save_lh_detections(case.TRACKLETS, det)  # LH frame on disk
+    return dict(coco=str(coco), lh=str(lh), det=str(det), tmp=tmp_path)
+
+
+def _metric(ann, interp='extrapolate'):
+    ev = Evaluator([P3DMetric(ann_file=ann, interp=interp)])
+    ev.process([dict(volume_id=k, tracklets=case.TRACKLETS.get(k, []))
+                for k in (case.A, case.B, case.C, case.D)])
+    out = ev.evaluate(4)
+    return out['p3d/AP'], [out[f'p3d/sens@{t:g}'] for t in (0.125, 0.25, 0.5, 1, 2, 4, 8, 16)]
+
+
+@pytest.mark.parametrize('ann', ['coco', 'lh'])
+@pytest.mark.parametrize('interp', ['extrapolate', 'clamp'])
+def test_agrees_with_p3d_metric(inputs, ann, interp, capsys):
+    summary = main(['--ann', inputs[ann], '--det', inputs['det'], '--interp', interp])
+    ap, sens = _metric(inputs[ann], interp)
+    assert summary['ap'] == pytest.approx(ap) == pytest.approx(17 / 30)
+    assert summary['sensitivity'] == pytest.approx(sens)
+    assert summary['fps'] == [0.125, 0.25, 0.5, 1, 2, 4, 8, 16]
+    printed = capsys.readouterr().out
+    assert 'AP 0.5667' in printed and '4 volumes, 4 lesions, 5 tracklets' in printed
+
+
+def test_json_out_plot_and_numpy_pickles(inputs):
+    # detections pickled with numpy arrays / scalars (as numpy 1 or 2 writes them)
+    det = {k: [[(np.int64(z), np.asarray(b, dtype=np.float64)) for z, b in trk]
+               for trk in trks] for k, trks in case.TRACKLETS.items()}
+    lh_frame = {k: [[(z - int(k[13:16]), b + np.array([1, 1, 1, 1, 0])) for z, b in trk]
+                    for trk in trks] for k, trks in det.items()}
+    path = inputs['tmp'] / 'numpy_det.pkl'
+    with open(path, 'wb') as f:
+        pickle.dump(lh_frame, f, protocol=4)
+    out_json, out_png = inputs['tmp'] / 'froc.json', inputs['tmp'] / 'froc.png'
+    summary = main(['--ann', inputs['lh'], '--det', str(path), '--json-out', str(out_json),
+                    '--plot', str(out_png)])
+    assert summary['ap'] == pytest.approx(17 / 30)
+    with open(out_json) as f:
+        data = json.load(f)
+    assert data['ap'] == pytest.approx(17 / 30)
+    assert data['sensitivity'] == pytest.approx([0.25, 0.25, 0.5, 1, 1, 1, 1, 1])
+    assert set(data) >= {'ap', 'fps', 'sensitivity', 'curve', 'n_gt', 'fp_denominator'}
+    assert out_png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+
+
+def test_mmlesion_frame_and_json_detections(inputs):
+    det = inputs['tmp'] / 'det_mm.json'
+    save_lh_detections(case.TRACKLETS, det, file_frame='mmlesion')
+    summary = main(['--ann', inputs['coco'], '--det', str(det), '--det-frame', 'mmlesion'])
+    assert summary['ap'] == pytest.approx(17 / 30)
+    # read as the LH frame, volume A's slices shift by its start (5) and x/y by 1: misses
+    wrong = main(['--ann', inputs['coco'], '--det', str(det)])
+    assert wrong['ap'] < 0.1
+    # a z outside the volume's slices is a named error, not a silent miss
+    bad = inputs['tmp'] / 'bad.json'
+    bad.write_text(json.dumps({case.A: [[[30, [1, 1, 6, 6, 0.5]]]]}))  # relative z > 20
+    with pytest.raises(SystemExit):
+        main(['--ann', inputs['coco'], '--det', str(bad)])
+
+
+class _Evil:
+    def __reduce__(self):
+        return (print, ('pwned',))
+
+
+def test_refuses_unsafe_pickles_and_bad_files(inputs, capsys):
+    evil = inputs['tmp'] / 'evil.pkl'
+    with open(evil, 'wb') as f:
+        pickle.dump({case.A: [[(10, _Evil())]]}, f)
+    with pytest.raises(SystemExit) as e:
+        main(['--ann', inputs['coco'], '--det', str(evil)])
+    assert e.value.code == 1
+    err = capsys.readouterr()
+    assert 'pwned' not in err.out and 'error:' in err.err
+    with pytest.raises(SystemExit):
+        main(['--ann', str(inputs['tmp'] / 'missing.json'), '--det', inputs['det']])
+
+
+def test_real_release_ground_truth_as_detections(shared_data_dir, tmp_path):
+    """Revised-Test1071.pkl (1071 volumes, 3665 boxes): its own boxes as one-slice tracklets,
+    minus those of the first 100 volumes, leave no FP: AP = sensitivity = the kept fraction.
+    The same set imported to mmlesion JSON scores the same."""
+    from mmlesion.datasets.converters.annotation_release import import_release
+    from mmlesion.evaluation.metrics import load_annotation_set
+    from mmlesion.utils.fileio import atomic_dump_json
+    pkl = str(shared_data_dir / 'lesion_harvester' / 'Revised-Test1071.pkl')
+    ann = load_annotation_set(pkl)
+    assert (len(ann.volumes), ann.num_boxes) == (1071, 3665)
+    keys = list(ann.volumes)
+    dropped = sum(len(ann.boxes_2d[k]) for k in keys[:100])
+    rng = np.random.default_rng(0)
+    dets = {k: [[(int(r[0]), [*r[1:], float(rng.uniform(0.5, 1))])] for r in ann.boxes_2d[k]]
+            for k in keys[100:]}
+    det = tmp_path / 'det.pkl'
+    save_lh_detections(dets, det)
+    summary = main(['--ann', pkl, '--det', str(det)])
+    kept = (3665 - dropped) / 3665
+    assert summary['ap'] == pytest.approx(kept)
+    assert summary['sensitivity'] == pytest.approx([kept] * 8)
+    coco, _ = import_release(pkl)
+    js = tmp_path / 'vd_test.json'
+    atomic_dump_json(coco, js)
+    assert main(['--ann', str(js), '--det', str(det)])['sensitivity'] == \
+        pytest.approx(summary['sensitivity'])

@@ -1,0 +1,277 @@
+"""Real CT volumes (pyradiomics lung1/lung2 NRRD + masks) in DeepLesion's format.
+
+The shared-data tests skip when ``real_ct/`` is absent; the NRRD reader and the mask geometry are
+also tested on small hand-made volumes.
+"""
+import csv
+import json
+import math
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+from mmlesion.datasets.converters.deeplesion import convert_deeplesion
+from mmlesion.datasets.realct import (describe_mask_lesion, find_real_ct_dir,
+                                      hu_slice_to_png_bytes,
+                                      key_slice_of_mask, mask_box3d, mask_lesions,
+                                      mask_slice_boxes, nrrd_z_to_slice, read_nrrd_volume,
+                                      slice_to_nrrd_z, write_realct_fixture)
+from mmlesion.datasets.recist import recist_from_mask
+from mmlesion.utils.safe_pickle import load_pickle
+
+nrrd = pytest.importorskip('nrrd')
+
+# Facts of the files (shared/data/README.md, and counted on the masks by hand).
+LUNG1 = dict(key='009001_01_01_001-048', series='009001_01_01', z=(32, 34), voxels=837,
+             areas=(161, 347, 329), key_z=33, spacing=0.5703125, extent=(206, 347, 229, 372))
+LUNG2 = dict(key='009002_01_01_001-061', series='009002_01_01', z=(15, 25), voxels=24644,
+             key_z=22, spacing=0.6269531)
+
+
+@pytest.fixture(scope='module')
+def real_ct(shared_data_dir):
+    folder = os.path.join(str(shared_data_dir), 'real_ct')
+    if not os.path.isfile(os.path.join(folder, 'lung2_label.nrrd')):
+        pytest.skip(f'real CT volumes not found in {folder}')
+    return folder
+
+
+@pytest.fixture(scope='module')
+def fixture_dir(real_ct, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp('realct') / 'fx')
+    summary = write_realct_fixture(out, real_ct)
+    return dict(out=out, summary=summary, real_ct=real_ct)
+
+
+def _raw_mask(real_ct, name):
+    """The NRRD mask as pynrrd gives it, (x, y, z), independent of read_nrrd_volume."""
+    data, _ = nrrd.read(os.path.join(real_ct, f'{name}_label.nrrd'))
+    return data > 0
+
+
+def _png_hu(root, series, slice_index):
+    raw = cv2.imread(os.path.join(root, 'Images_png', series, f'{slice_index:03d}.png'),
+                     cv2.IMREAD_UNCHANGED)
+    assert raw is not None and raw.dtype == np.uint16
+    return raw.astype(np.int32) - 32768
+
+
+def _boundary(mask):
+    pad = np.pad(mask, 1)
+    inner = pad[1:-1, 1:-1] & pad[:-2, 1:-1] & pad[2:, 1:-1] & pad[1:-1, :-2] & pad[1:-1, 2:]
+    ys, xs = np.nonzero(mask & ~inner)
+    return np.stack([xs, ys], axis=1).astype(np.float64)
+
+
+# ----------------------------------------------------------------------- hand-made NRRD files
+def _write_nrrd(path, data, spacing=(0.5, 0.5, 5.0), signs=(1, 1, 1),
+                space='left-posterior-superior'):
+    header = {'space': space, 'space directions': np.diag(np.array(spacing) * np.array(signs)),
+              'space origin': np.zeros(3), 'kinds': ['domain'] * 3, 'encoding': 'gzip'}
+    nrrd.write(str(path), data, header)
+    return str(path)
+
+
+def test_read_nrrd_transposes_xyz_to_rows_y_cols_x(tmp_path):
+    x, y, z = np.meshgrid(np.arange(4), np.arange(3), np.arange(2), indexing='ij')
+    data = (100 * x + 10 * y + z).astype(np.int16)  # (x, y, z) = (4, 3, 2)
+    label = np.zeros_like(data, dtype=np.uint8)
+    label[1, 2, 1] = 1
+    vol = read_nrrd_volume(_write_nrrd(tmp_path / 'a_image.nrrd', data),
+                           _write_nrrd(tmp_path / 'a_label.nrrd', label))
+    assert vol.name == 'a' and vol.hu.shape == (2, 3, 4) and vol.hu.dtype == np.int16
+    assert vol.spacing == (0.5, 0.5, 5.0) and vol.image_size == (4, 3)
+    assert vol.hu[1, 2, 3] == 100 * 3 + 10 * 2 + 1  # [z, row = y, column = x]
+    assert np.argwhere(vol.label).tolist() == [[1, 2, 1]]
+    # A negative direction is flipped so that columns still run toward +x (patient left).
+    flipped = read_nrrd_volume(_write_nrrd(tmp_path / 'b_image.nrrd', data, signs=(-1, 1, 1)))
+    assert flipped.hu[0, 0, 0] == 300 and flipped.spacing[0] == 0.5
+
+
+def test_read_nrrd_errors(tmp_path):
+    data = np.zeros((4, 3, 2), np.int16)
+    img = _write_nrrd(tmp_path / 'c_image.nrrd', data)
+    with pytest.raises(ValueError, match='differs from the image'):
+        read_nrrd_volume(img, _write_nrrd(tmp_path / 'c_label.nrrd', np.zeros((4, 3, 3), np.uint8)))
+    with pytest.raises(ValueError, match='integer HU'):
+        read_nrrd_volume(_write_nrrd(tmp_path / 'd.nrrd', data.astype(np.float32)))
+    with pytest.raises(ValueError, match='not supported'):
+        read_nrrd_volume(_write_nrrd(tmp_path / 'e.nrrd', data, space='right-anterior-superior'))
+    with pytest.raises(FileNotFoundError):
+        read_nrrd_volume(str(tmp_path / 'missing.nrrd'))
+    with pytest.raises(FileNotFoundError, match='lung1_image.nrrd'):
+        find_real_ct_dir(str(tmp_path))
+
+
+def test_png_stores_every_int16_exactly():
+    hu = np.array([[-32768, -1024, -1], [0, 3071, 32767]], dtype=np.int16)
+    raw = cv2.imdecode(np.frombuffer(hu_slice_to_png_bytes(hu), np.uint8), cv2.IMREAD_UNCHANGED)
+    assert raw.dtype == np.uint16
+    np.testing.assert_array_equal(raw.astype(np.int32) - 32768, hu)
+
+
+def test_mask_geometry_by_hand():
+    m = np.zeros((4, 6, 7), bool)
+    m[1, 2:4, 1:3] = True  # 4 px
+    m[2, 1:4, 1:4] = True  # 9 px
+    m[3, 2:5, 2:5] = True  # 9 px: tie with z = 2, the mean z is (4 + 18 + 27) / 22 = 2.23
+    assert key_slice_of_mask(m) == 2
+    assert mask_slice_boxes(m) == {1: [1.0, 2.0, 2.0, 3.0], 2: [1.0, 1.0, 3.0, 3.0],
+                                   3: [2.0, 2.0, 4.0, 4.0]}
+    assert mask_box3d(m) == [1.0, 1.0, 4.0, 4.0, 1.0, 3.0]
+    label = m.astype(np.uint8)
+    label[0, 5, 6] = 1  # not touching: a second lesion
+    label[3, 0, 0] = 2
+    # value 1 first (ordered by first voxel: the lone voxel on z = 0), then value 2
+    assert [int(c.sum()) for c in mask_lesions(label)] == [1, 22, 1]
+    d = describe_mask_lesion(m, (0.8, 0.8))
+    # 3 x 3 square of pixel centres: the long axis is its diagonal, 2 sqrt(2) px.
+    assert d['key_slice'] == nrrd_z_to_slice(2) == 3 and slice_to_nrrd_z(3) == 2
+    assert d['diameters_px'][0] == pytest.approx(2 * math.sqrt(2), abs=1e-4)
+    assert d['box2d'] == [0.0, 0.0, 6.0, 5.0]  # RECIST extent 1..3 padded by 5, clipped to W-1, H-1
+    assert [s['slice'] for s in d['slices']] == [2, 3, 4] and d['num_voxels'] == 22
+    assert d['mask_box3d'] == [1.0, 1.0, 4.0, 4.0, 2, 4]
+
+
+# -------------------------------------------------------------------------- real CT fixture
+def test_fixture_png_equals_nrrd_voxels(fixture_dir):
+    out, real_ct = fixture_dir['out'], fixture_dir['real_ct']
+    for name, facts, n in (('lung1', LUNG1, 48), ('lung2', LUNG2, 61)):
+        data, _ = nrrd.read(os.path.join(real_ct, f'{name}_image.nrrd'))
+        assert data.shape == (512, 512, n) and data.dtype == np.int16
+        files = sorted(os.listdir(os.path.join(out, 'Images_png', facts['series'])))
+        assert files == [f'{k:03d}.png' for k in range(1, n + 1)]
+        for z in range(n):  # NRRD z -> slice z + 1; rows = y, columns = x
+            np.testing.assert_array_equal(_png_hu(out, facts['series'], z + 1), data[:, :, z].T)
+
+
+def test_fixture_dl_info_rows(fixture_dir, real_ct):
+    with open(os.path.join(fixture_dir['out'], 'DL_info.csv'), newline='') as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2
+    for row, name, facts, split in ((rows[0], 'lung1', LUNG1, '3'), (rows[1], 'lung2', LUNG2, '1')):
+        raw = _raw_mask(real_ct, name)
+        zs = np.flatnonzero(raw.any(axis=(0, 1)))
+        assert (zs.min(), zs.max()) == facts['z']
+        assert int(raw.sum()) == facts['voxels']
+        areas = raw.sum(axis=(0, 1))
+        assert int(np.argmax(areas)) == facts['key_z']
+        key = facts['key_z'] + 1  # 1-based DeepLesion slice index
+        assert row['File_name'] == f"{facts['series']}_{key:03d}.png"
+        assert int(row['Key_slice_index']) == key
+        assert facts['z'][0] + 1 <= key <= facts['z'][1] + 1
+        assert row['Slice_range'] == f"1, {raw.shape[2]}" and row['Train_Val_Test'] == split
+        assert row['Spacing_mm_px_'] == '%g, %g, 5' % (facts['spacing'], facts['spacing'])
+        assert row['Image_size'] == '512, 512' and row['Possibly_noisy'] == '0'
+        assert row['Coarse_lesion_type'] == ('-1' if split == '1' else '5')
+        recist1 = np.array([float(v) for v in row['Measurement_coordinates'].split(', ')])
+        box1 = [float(v) for v in row['Bounding_boxes'].split(', ')]
+        mask = raw[:, :, facts['key_z']].T
+        r = recist_from_mask(mask, (facts['spacing'],) * 2)
+        np.testing.assert_allclose(recist1 - 1, r['long_axis'] + r['short_axis'], atol=5e-4)
+        p = recist1.reshape(4, 2)
+        # DeepLesion's box: the RECIST extent padded by 5 px, 1-based like the coordinates.
+        np.testing.assert_allclose(box1, [p[:, 0].min() - 5, p[:, 1].min() - 5,
+                                          p[:, 0].max() + 5, p[:, 1].max() + 5], atol=1e-3)
+        # Long axis = the longest distance between mask pixel centres (brute force on the
+        # boundary); short axis perpendicular to it and not longer.
+        b = _boundary(mask)
+        longest = np.sqrt(((b[:, None] - b[None]) ** 2).sum(-1)).max()
+        long_v, short_v = p[1] - p[0], p[3] - p[2]
+        assert np.hypot(*long_v) == pytest.approx(longest, abs=1e-3)
+        long_px = float(row['Lesion_diameters_Pixel_'].split(', ')[0])
+        assert long_px == pytest.approx(longest, abs=1e-3)
+        assert abs(long_v @ short_v) <= 0.01 * np.hypot(*long_v) * np.hypot(*short_v)
+        assert 0 < np.hypot(*short_v) <= np.hypot(*long_v)
+
+
+def test_fixture_ground_truth(fixture_dir, real_ct):
+    gt = os.path.join(fixture_dir['out'], 'ground_truth')
+    with open(os.path.join(gt, 'truth.json')) as f:
+        truth = json.load(f)
+    vols = {v['key']: v for v in truth['volumes']}
+    assert set(vols) == {LUNG1['key'], LUNG2['key']}
+    m2d = load_pickle(os.path.join(gt, 'Mask-Box-2D.pkl'))
+    m3d = load_pickle(os.path.join(gt, 'Mask-Box-3D.pkl'))
+    x1, y1, x2, y2 = LUNG1['extent']
+    # 1-based x/y, z relative to slice 1 (= NRRD z).
+    assert m3d[LUNG1['key']] == [[x1 + 1, y1 + 1, x2 + 1, y2 + 1, 32, 34]]
+    for name, facts in (('lung1', LUNG1), ('lung2', LUNG2)):
+        raw = _raw_mask(real_ct, name)
+        per_z = m2d[facts['key']]
+        assert sorted(per_z) == list(range(facts['z'][0], facts['z'][1] + 1))
+        for z, boxes in per_z.items():
+            xs, ys = np.nonzero(raw[:, :, z])
+            assert boxes == [[xs.min() + 1, ys.min() + 1, xs.max() + 1, ys.max() + 1, z, z]]
+            assert all(isinstance(v, np.float64) for v in boxes[0])
+        les, = vols[facts['key']]['lesions']
+        assert les['origin'] == 'real' and les['marked'] and les['organ'] == 'lung'
+        assert les['key_slice'] == facts['key_z'] + 1 and les['num_voxels'] == facts['voxels']
+        assert [s['slice'] for s in les['slices']] == list(range(facts['z'][0] + 1,
+                                                                 facts['z'][1] + 2))
+    assert vols[LUNG1['key']]['split'] == 'test' and vols[LUNG2['key']]['role'] == 'V_M'
+    assert load_pickle(os.path.join(gt, 'Revised-Test.pkl'))[LUNG1['key'] + '.annot'].keys() == {33}
+    box3d = load_pickle(os.path.join(gt, '3D-Box.pkl'))[LUNG1['key']]
+    assert len(box3d) == 1 and box3d[0][4:] == [32, 34]
+    assert fixture_dir['summary']['slices_written'] == 48 + 61
+
+
+def test_fixture_converts_and_loads(fixture_dir, tmp_path):
+    from mmlesion.datasets.transforms import LoadMultiSliceFromFile
+    out = fixture_dir['out']
+    s = convert_deeplesion(out, str(tmp_path / 'ann'), log=None)
+    assert s['rows_read'] == 2 and s['rows_skipped'] == 0 and s['lesions'] == 2
+    assert s['rows_per_split'] == {'train': 1, 'val': 0, 'test': 1} and s['missing_slices'] == 0
+    with open(tmp_path / 'ann' / 'test.json') as f:
+        test = json.load(f)
+    im, = test['images']
+    assert im['file_name'] == '009001_01_01/034.png' and im['slice_range'] == [1, 48]
+    assert im['spacing'] == [0.570312, 0.570312, 5.0] and im['volume_id'] == LUNG1['key']
+    with open(os.path.join(out, 'ground_truth', 'truth.json')) as f:
+        les = json.load(f)['volumes'][0]['lesions'][0]
+    x, y, w, h = test['annotations'][0]['bbox']
+    np.testing.assert_allclose([x, y, x + w, y + h], les['box2d'], atol=1e-9)
+
+    data, _ = nrrd.read(os.path.join(fixture_dir['real_ct'], 'lung1_image.nrrd'))
+    loader = LoadMultiSliceFromFile(num_slices=3, window_hu=None, slice_interval_mm=2.0)
+    img = loader(dict(img_path=os.path.join(out, 'Images_png', im['file_name']),
+                      slice_index=34, slice_range=[1, 48], slice_interval=5.0))['img']
+    key, below, above = (data[:, :, z].T.astype(np.float64) for z in (33, 32, 34))
+    # 2 mm neighbours of 5 mm slices: 0.6 key + 0.4 neighbour; the key channel is exact.
+    np.testing.assert_array_equal(img[..., 1], key)
+    np.testing.assert_allclose(img[..., 0], 0.6 * key + 0.4 * below, atol=1e-3)
+    np.testing.assert_allclose(img[..., 2], 0.6 * key + 0.4 * above, atol=1e-3)
+
+
+def test_stacking_mask_boxes_gives_one_tracklet_per_lesion(fixture_dir):
+    from mmlesion.stacking import box_iou_matrix, stack_volume
+    m2d = load_pickle(os.path.join(fixture_dir['out'], 'ground_truth', 'Mask-Box-2D.pkl'))
+    for facts in (LUNG1, LUNG2):
+        # 1-based extreme pixel centres -> 0-based continuous corners, score 1, absolute z.
+        dets = {z + 1: np.array([[b[0] - 1, b[1] - 1, b[2], b[3], 1.0] for b in boxes])
+                for z, boxes in m2d[facts['key']].items()}
+        zs = sorted(dets)
+        ious = [float(box_iou_matrix(dets[a][:, :4], dets[b][:, :4])[0, 0])
+                for a, b in zip(zs[:-1], zs[1:])]
+        # A lesion's tips overlap their neighbours far less than the paper's 0.8 link IoU on
+        # 5 mm slices (lung1: 0.39 and 0.69); link below the smallest overlap.
+        thr = min(ious) - 0.05
+        tracklets = stack_volume(dets, (512, 512), score_thr=0.1, link_iou=thr, fuse_iou=thr)
+        assert len(tracklets) == 1
+        t = tracklets[0]
+        assert t.z.tolist() == list(range(facts['z'][0] + 1, facts['z'][1] + 2))
+        assert t.score == 1.0 and not t.filled.any()
+    lung1_ious = [0.39, 0.69]
+    dets = {z + 1: np.array([[b[0] - 1, b[1] - 1, b[2], b[3], 1.0] for b in boxes])
+            for z, boxes in m2d[LUNG1['key']].items()}
+    got = [float(box_iou_matrix(dets[z][:, :4], dets[z + 1][:, :4])[0, 0]) for z in (33, 34)]
+    np.testing.assert_allclose(got, lung1_ious, atol=0.01)
+
+
+def test_fixture_cli_refuses_existing(fixture_dir, capsys):
+    from mmlesion.datasets.realct import main
+    assert main(['--out', fixture_dir['out'], '--real-ct-dir', fixture_dir['real_ct'],
+                 '--quiet']) == 1
+    assert 'already holds a dataset' in capsys.readouterr().err
