@@ -13,7 +13,7 @@ max_size = 192
 model = dict(
     backbone=dict(growth_rate=16, block_config=(2, 4, 6), num_init_features=32),
     neck=dict(in_channels=[64, 96, 144], out_channels=32, feat_channels=64),
-    bbox_head=dict(in_channels=32, feat_channels=32),
+    bbox_head=dict(in_channels=32, feat_channels=32, loss_wh=dict(type='L1Loss', loss_weight=1.0)),
     test_cfg=dict(topk=50, local_maximum_kernel=3, max_per_img=50))
 
 train_pipeline = [
@@ -42,7 +42,7 @@ test_dataloader = dict(
     dataset=dict(data_root=data_root, ann_file=ann_root + 'test.json', pipeline=test_pipeline))
 
 # Adam from scratch trains the small net faster than SGD on a few hundred slices *(ours)*
-max_epochs = 40
+max_epochs = 20
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=10)
 optim_wrapper = dict(
     _delete_=True,

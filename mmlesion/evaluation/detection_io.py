@@ -177,30 +177,15 @@ def load_lh_annotation_2d(path_or_obj: PathOrObj, frame: str = 'mmlesion') -> Di
         file, so ``FROCResult.gt_index`` refers to rows of these arrays).
     """
     _check_frame(frame)
-    obj, source = _load_obj(path_or_obj)
+    # one reader of the format (validation, .annot keys, frame change) serves import and evaluation
+    from mmlesion.datasets.converters.annotation_release import load_lh_2d
     out = {}
-    for key, slices in obj.items():
-        ck, start, end = _volume_start(key, source)
-        if ck in out:
-            raise ValueError(f'{source}: sub-volume {ck!r} appears twice')
-        if not isinstance(slices, Mapping):
-            raise ValueError(f'{source}: {key!r}: expected {{z: [[x1, y1, x2, y2, ...], ...]}}, '
-                             f'got {type(slices).__name__}')
-        rows = []
-        for z in sorted(slices, key=float):
-            for i, box in enumerate(slices[z]):
-                b = np.asarray(box, dtype=np.float64).ravel()
-                if b.size < 4 or not np.all(np.isfinite(b[:4])):
-                    raise ValueError(f'{source}: {key!r}, z={z}, box {i}: expected [x1, y1, x2, '
-                                     f'y2, ...] with finite numbers, got {list(box)!r}')
-                rows.append([float(z), *b[:4]])
-        arr = np.asarray(rows, dtype=np.float64).reshape(-1, 5)
-        if arr.size and (arr[:, 0].min() < 0 or arr[:, 0].max() > end - start):
-            raise ValueError(f'{source}: {key!r}: relative z outside [0, {end - start}]')
-        if frame == 'mmlesion':
-            arr[:, 0] += start
-            arr[:, 1:] -= 1.0
-        out[ck] = arr
+    for key, entries in load_lh_2d(path_or_obj).items():
+        arr = np.array([[z, *box] for z, box in entries], dtype=np.float64).reshape(-1, 5)
+        if frame == 'lh':
+            arr[:, 0] -= parse_volume_key(key).start
+            arr[:, 1:] += 1.0
+        out[key] = arr
     return out
 
 
