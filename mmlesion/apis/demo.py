@@ -28,6 +28,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--volumes', type=int, default=100, help='synthetic sub-volumes')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--image-size', type=int, default=256, help='nominal slice size, px')
+    parser.add_argument('--anatomy', choices=('phantom', 'real'), default='phantom',
+                        help="'real': synthetic lesions inserted into the two real chest CTs "
+                        '(needs the real_ct folder of the shared data)')
     parser.add_argument('--config', default=osp.join(REPO_ROOT, DEMO_CONFIG))
     parser.add_argument('--epochs', type=int, default=None, help='override the config epochs')
     parser.add_argument('--skip-train', action='store_true', help='stop after the data stages')
@@ -50,19 +53,21 @@ def data_cfg_options(data_root: str) -> List[str]:
 
 def stage_generate(args, data_root: str) -> dict:
     from mmlesion.datasets.synthetic import generate_dataset
-    wanted = dict(num_volumes=args.volumes, seed=args.seed, image_size=args.image_size)
+    wanted = dict(num_volumes=args.volumes, seed=args.seed, image_size=args.image_size,
+                  anatomy=args.anatomy)
     summary_path = osp.join(data_root, 'summary.json')
     if osp.exists(summary_path):
         with open(summary_path) as f:
             summary = json.load(f)
         recorded = dict(num_volumes=summary.get('volumes'), seed=summary.get('seed'),
-                        image_size=summary.get('image_size'))
+                        image_size=summary.get('image_size'),
+                        anatomy=summary.get('anatomy', 'phantom'))
         if recorded == wanted:
             print(f'[generate] {data_root} already holds this dataset; kept')
             return summary
     t0 = time.time()
     summary = generate_dataset(data_root, overwrite=True, **wanted)
-    print(f'[generate] {args.volumes} sub-volumes in {time.time() - t0:.1f} s -> {data_root}')
+    print(f'[generate] {args.volumes} {args.anatomy} sub-volumes in {time.time() - t0:.1f} s -> {data_root}')
     return summary
 
 

@@ -28,7 +28,6 @@ its DeepLesion box is that RECIST extent padded by 5 px.
 import argparse
 import math
 import os
-import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -437,19 +436,11 @@ def write_realct_fixture(out_dir: str, real_ct_dir: Optional[str] = None,
             are then described on the released slices only.
     """
     # the generator's writers: one DL_info / pickle format in the package
-    from .synthetic.generator import _f3, _write_dl_info, _write_ground_truth
+    from .synthetic.generator import (_f3, _write_dl_info, _write_ground_truth,
+                                      prepare_output_dir)
     t0 = time.time()
-    out_dir = os.fspath(out_dir)
-    existing = [p for p in ('DL_info.csv', 'Images_png', 'ground_truth')
-                if os.path.exists(os.path.join(out_dir, p))]
-    if existing and not overwrite:
-        raise FileExistsError(f'{out_dir} already holds a dataset ({", ".join(existing)}); '
-                              'choose another folder or pass overwrite=True (--overwrite)')
-    for sub in ('Images_png', 'ground_truth'):
-        if overwrite and os.path.isdir(os.path.join(out_dir, sub)):
-            shutil.rmtree(os.path.join(out_dir, sub))
+    out_dir = prepare_output_dir(out_dir, overwrite)
     gt_dir = os.path.join(out_dir, 'ground_truth')
-    os.makedirs(gt_dir, exist_ok=True)
     rows, volumes = [], []
     mask2d_pkl, mask3d_pkl = {}, {}
     lesion_id = 0

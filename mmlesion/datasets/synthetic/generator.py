@@ -522,6 +522,25 @@ def _lh_box(box0: Sequence[float], z_rel: float) -> list:
     return [np.float64(_r3(v + 1.0)) for v in box0] + [np.float64(z_rel), np.float64(z_rel)]
 
 
+def prepare_output_dir(out_dir, overwrite: bool) -> str:
+    """Make ``out_dir/{Images_png,ground_truth}``; refuse to mix with an existing dataset.
+
+    With ``overwrite`` an earlier dataset's image and ground-truth folders are removed first, so
+    no stale slice survives; without it an existing dataset is an error and nothing is touched.
+    """
+    out_dir = os.fspath(out_dir)
+    existing = [p for p in ('DL_info.csv', 'Images_png', 'ground_truth')
+                if os.path.exists(os.path.join(out_dir, p))]
+    if existing and not overwrite:
+        raise FileExistsError(f'{out_dir} already holds a dataset ({", ".join(existing)}); '
+                              'choose another folder or pass overwrite=True (--overwrite)')
+    for sub in ('Images_png', 'ground_truth'):
+        if overwrite and os.path.isdir(os.path.join(out_dir, sub)):
+            shutil.rmtree(os.path.join(out_dir, sub))
+        os.makedirs(os.path.join(out_dir, sub), exist_ok=True)
+    return out_dir
+
+
 def generate_dataset(out_dir: str, num_volumes: int, seed: int = 0, image_size: int = 512,
                      slice_intervals_mm: Optional[Sequence[float]] = None,
                      max_slices: int = 40, small_image_fraction: float = 0.1,
@@ -580,17 +599,7 @@ def generate_dataset(out_dir: str, num_volumes: int, seed: int = 0, image_size: 
     if anatomy == 'real':
         from .real_anatomy import load_sources
         sources = load_sources(real_ct_dir, held_out)  # fails before anything is written
-    out_dir = os.fspath(out_dir)
-    existing = [p for p in ('DL_info.csv', 'Images_png', 'ground_truth')
-                if os.path.exists(os.path.join(out_dir, p))]
-    if existing and not overwrite:
-        raise FileExistsError(f'{out_dir} already holds a dataset ({", ".join(existing)}); '
-                              'choose another folder or pass overwrite=True (--overwrite)')
-    for sub in ('Images_png', 'ground_truth'):
-        if overwrite and os.path.isdir(os.path.join(out_dir, sub)):
-            shutil.rmtree(os.path.join(out_dir, sub))
-    os.makedirs(os.path.join(out_dir, 'Images_png'), exist_ok=True)
-    os.makedirs(os.path.join(out_dir, 'ground_truth'), exist_ok=True)
+    out_dir = prepare_output_dir(out_dir, overwrite)
 
     if anatomy == 'real':
         from .real_anatomy import generate_real_volumes
