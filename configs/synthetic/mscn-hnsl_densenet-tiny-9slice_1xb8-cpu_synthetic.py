@@ -13,6 +13,10 @@ max_size = 192
 model = dict(
     backbone=dict(growth_rate=16, block_config=(2, 4, 6), num_init_features=32),
     neck=dict(in_channels=[64, 96, 144], out_channels=32, feat_channels=64),
+    # wh weight 1 instead of the paper's 0.1 *(ours, synthetic only)*: at 1.2 mm/px the lesions
+    # are ~4 cells of the stride-4 map, so the L1 wh term (in cells) is tiny next to the heatmap
+    # loss and with 0.1 the boxes stay badly sized (300 synthetic volumes, 20 epochs, val sens@4
+    # at IoU 0.5: 0.34 with 0.1 and an unfinished cosine, 0.42 with 1.0 and the cosine finished)
     bbox_head=dict(in_channels=32, feat_channels=32, loss_wh=dict(type='L1Loss', loss_weight=1.0)),
     test_cfg=dict(topk=50, local_maximum_kernel=3, max_per_img=50))
 
@@ -20,8 +24,16 @@ train_pipeline = [
     dict(type='LoadMultiSliceFromFile', num_slices=num_slices, slice_interval_mm=2.0,
          window_hu=(-1024, 3071)),
     dict(type='LoadLesionAnnotations', with_bbox=True),
-    dict(type='RescaleToSpacing', target_spacing_mm=target_spacing_mm, max_size=max_size),
-    dict(type='RandomFlip', prob=0.5),
+    # A few hundred key slices are memorised within 20 epochs (train sens@4 0.90, val 0.42), so the
+    # synthetic config augments *(ours)*: spacing jitter around the test spacing (multi-scale
+    # training; test time stays at target_spacing_mm) and flips in both axes.  Val sens@4
+    # 0.42 -> 0.56, train 0.64.  Costs ~1.5x CPU (a batch is padded to its largest image).
+    # Crops / shifts are avoided: they drop boxes without updating the hard-negative flags.
+    dict(type='RandomChoice', transforms=[
+        [dict(type='RescaleToSpacing', target_spacing_mm=spacing, max_size=size)]
+        for spacing, size in ((1.0, 230), (target_spacing_mm, max_size), (1.44, 160))]),
+    dict(type='RandomFlip', prob=[0.25, 0.25, 0.25],
+         direction=['horizontal', 'vertical', 'diagonal']),
     dict(type='PackLesionInputs'),
 ]
 test_pipeline = [
@@ -41,7 +53,9 @@ test_dataloader = dict(
     num_workers=1,
     dataset=dict(data_root=data_root, ann_file=ann_root + 'test.json', pipeline=test_pipeline))
 
-# Adam from scratch trains the small net faster than SGD on a few hundred slices *(ours)*
+# Adam from scratch trains the small net faster than SGD on a few hundred slices *(ours)*.  The
+# cosine schedule ends with max_epochs: the learning rate must reach eta_min for the boxes to
+# settle (change the epochs here; --cfg-options train_cfg.max_epochs leaves the cosine end alone).
 max_epochs = 20
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=10)
 optim_wrapper = dict(

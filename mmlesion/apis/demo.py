@@ -25,7 +25,7 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='mmlesion demo on synthetic DeepLesion-format data')
     parser.add_argument('--work-dir', default='work_dirs/demo')
-    parser.add_argument('--volumes', type=int, default=100, help='synthetic sub-volumes')
+    parser.add_argument('--volumes', type=int, default=300, help='synthetic sub-volumes')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--image-size', type=int, default=256, help='nominal slice size, px')
     parser.add_argument('--anatomy', choices=('phantom', 'real'), default='phantom',
@@ -67,7 +67,8 @@ def stage_generate(args, data_root: str) -> dict:
             return summary
     t0 = time.time()
     summary = generate_dataset(data_root, overwrite=True, **wanted)
-    print(f'[generate] {args.volumes} {args.anatomy} sub-volumes in {time.time() - t0:.1f} s -> {data_root}')
+    print(f'[generate] {args.volumes} {args.anatomy} sub-volumes in {time.time() - t0:.1f} s '
+          f'-> {data_root}')
     return summary
 
 
@@ -136,7 +137,8 @@ def stage_train(args, cfg_options: List[str], work_dir: str) -> str:
         print(f'[train] {final} exists; kept (delete {train_dir} to retrain)')
     else:
         t0 = time.time()
-        opts = cfg_options + [f'train_cfg.max_epochs={epochs}']
+        # the cosine schedule (param_scheduler[1]) must end with training
+        opts = cfg_options + [f'train_cfg.max_epochs={epochs}', f'param_scheduler.1.end={epochs}']
         # resume if an interrupted demo left checkpoints behind
         resume = ['--resume'] if osp.exists(osp.join(train_dir, 'last_checkpoint')) else []
         train_main([args.config, '--work-dir', train_dir, *resume, '--cfg-options', *opts])
