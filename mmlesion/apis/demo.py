@@ -91,7 +91,9 @@ def stage_load(args, cfg_options: List[str], work_dir: str) -> dict:
     init_default_scope('mmdet')
     report = {}
     for split in ('train', 'val', 'test'):
-        ds_cfg = cfg[f'{split}_dataloader'].dataset
+        ds_cfg = cfg[f'{split}_dataloader'].dataset.copy()
+        # deterministic inputs for the summary and montage: no training augmentation
+        ds_cfg.pipeline = cfg.test_dataloader.dataset.pipeline
         ds = DATASETS.build(ds_cfg)
         infos = [ds.get_data_info(i) for i in range(len(ds))]
         n_pos = sum(sum(not x.get('hard_negative') for x in d['instances']) for d in infos)
