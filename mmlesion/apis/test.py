@@ -187,4 +187,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
         trust_checkpoint_dir(args.checkpoint)
     prepare_distributed(cfg, args.launcher)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-    return runner.test()
+    metrics = runner.test()
+    from mmlesion.engine import shutdown_distributed
+    shutdown_distributed()
+    return metrics

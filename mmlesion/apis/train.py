@@ -70,7 +70,7 @@ def main(argv: Optional[List[str]] = None):
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
 
-    from mmlesion.engine import prepare_distributed, trust_checkpoint_dir
+    from mmlesion.engine import prepare_distributed, shutdown_distributed, trust_checkpoint_dir
 
     cfg = build_train_config(args)
     # checkpoints in the run's own work dir were written by this code: resume may unpickle them
@@ -81,4 +81,5 @@ def main(argv: Optional[List[str]] = None):
     prepare_distributed(cfg, args.launcher)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     runner.train()
+    shutdown_distributed()
     return runner

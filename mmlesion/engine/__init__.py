@@ -1,11 +1,12 @@
 from .checkpoint import (UntrustedCheckpointError, install_checkpoint_loader, is_trusted,
                          load_local_checkpoint, publish_checkpoint, trust_checkpoint_dir,
                          trusted_dirs)
-from .launch import prepare_distributed
+from .launch import prepare_distributed, shutdown_distributed
 
 __all__ = [
     'UntrustedCheckpointError', 'install_checkpoint_loader', 'is_trusted', 'load_local_checkpoint',
-    'publish_checkpoint', 'trust_checkpoint_dir', 'trusted_dirs', 'prepare_distributed'
+    'publish_checkpoint', 'trust_checkpoint_dir', 'trusted_dirs', 'prepare_distributed',
+    'shutdown_distributed'
 ]
 from .volume_scan import VolumeScanInputs, VolumeScanTestLoop, split_test_pipeline  # noqa: E402
 

@@ -36,3 +36,14 @@ def prepare_distributed(cfg: Config, launcher: str) -> None:
     wrapper.setdefault('broadcast_buffers', False)
     wrapper.setdefault('find_unused_parameters', cfg.get('find_unused_parameters', False))
     cfg.model_wrapper_cfg = wrapper
+
+
+def shutdown_distributed() -> None:
+    """Leave the process group cleanly once every rank is done.
+
+    A rank that exits while its gloo threads still run aborts ("terminate called without an
+    active exception", SIGABRT), and torchrun then reports the whole job as failed.
+    """
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.barrier()
+        torch_dist.destroy_process_group()
