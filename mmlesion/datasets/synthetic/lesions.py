@@ -156,6 +156,23 @@ def lesion_hu(model: str, host_hu: float, rng: np.random.Generator) -> Tuple[flo
     raise ValueError(f'unknown lesion HU model {model!r}')
 
 
+def sample_lesion_shape(rng: np.random.Generator) -> Tuple[float, float, float, Tuple]:
+    """In-plane aspect ratio, orientation (rad), edge softness (px) and surface lobes of a lesion.
+
+    Shared by the phantom and real-anatomy modes; the draw order is fixed so that a seed keeps
+    reproducing the same dataset.  ``lobes`` is ``()`` or two ``(k, amplitude, phase)`` tuples.
+    """
+    aspect = float(rng.uniform(0.55, 1.0))
+    theta = float(rng.uniform(0, math.pi))
+    edge = float(rng.uniform(0.8, 1.8))
+    lobes: Tuple = ()
+    if rng.random() < 0.4:
+        ks = rng.choice([3, 4, 5], size=2, replace=False)
+        lobes = tuple((int(k), float(rng.uniform(0.02, 0.06)), float(rng.uniform(0, 2 * math.pi)))
+                      for k in ks)
+    return aspect, theta, edge, lobes
+
+
 def sample_diameter_mm(host: LesionHost, marked: bool, max_mm: float,
                        rng: np.random.Generator) -> float:
     """Long diameter (mm): log-normal around the host's median; RECIST targets are larger."""
@@ -178,14 +195,7 @@ def place_lesion(ctx: PlacementContext, host: LesionHost, zc_mm: float, marked: 
     """
     sp = ctx.spacing_mm
     diameter = sample_diameter_mm(host, marked, max_diameter_mm, rng)
-    aspect = float(rng.uniform(0.55, 1.0))
-    theta = float(rng.uniform(0, math.pi))
-    edge = float(rng.uniform(0.8, 1.8))
-    lobes: Tuple = ()
-    if rng.random() < 0.4:
-        ks = rng.choice([3, 4, 5], size=2, replace=False)
-        lobes = tuple((int(k), float(rng.uniform(0.02, 0.06)), float(rng.uniform(0, 2 * math.pi)))
-                      for k in ks)
+    aspect, theta, edge, lobes = sample_lesion_shape(rng)
     if relaxed:
         lobes = ()
     lobe_max = sum(e for _, e, _ in lobes)

@@ -68,7 +68,8 @@ from .generator import (MARKED_PER_VOLUME, MAX_DIAMETER_MM, MIN_IMAGE_SIZE, UNMA
                         SubVolume, _g, _gauss_kernel_sq_sum, _lesion_truth, _lookalike_truth, _r3,
                         add_dl_info_rows, hu_to_png_bytes)
 from .layout import SeriesLayout
-from .lesions import MAX_C_MM, MIN_DIAMETER_MM, LookAlike, Lesion, lesion_hu, sample_diameter_mm
+from .lesions import (MAX_C_MM, MIN_DIAMETER_MM, LookAlike, Lesion, lesion_hu,
+                      sample_diameter_mm, sample_lesion_shape)
 from .phantom import LesionHost, TubeHost
 from .shapes import Ellipsoid, Grid, Tube, pv_weight, section_window, soft_ellipse
 
@@ -576,14 +577,7 @@ def place_real_lesion(scene: RealScene, host: LesionHost, zc_mm: float, marked: 
     sp, dz = scene.spacing_mm, scene.dz
     d_min = max(MIN_DIAMETER_MM, 3.0 * sp)
     diameter = max(sample_diameter_mm(host, marked, MAX_DIAMETER_MM, rng), d_min)
-    aspect = float(rng.uniform(0.55, 1.0))
-    theta = float(rng.uniform(0, math.pi))
-    edge = float(rng.uniform(0.8, 1.8))
-    lobes: Tuple = ()
-    if rng.random() < 0.4:
-        ks = rng.choice([3, 4, 5], size=2, replace=False)
-        lobes = tuple((int(k), float(rng.uniform(0.02, 0.06)), float(rng.uniform(0, 2 * math.pi)))
-                      for k in ks)
+    aspect, theta, edge, lobes = sample_lesion_shape(rng)
     lobe_max = sum(e for _, e, _ in lobes)
     c_factor = float(rng.uniform(0.7, 1.3))
     codes = _codes(host)
