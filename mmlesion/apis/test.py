@@ -29,6 +29,8 @@ from typing import List, Optional
 
 from mmengine.config import Config, ConfigDict, DictAction
 
+from mmlesion.engine.launch import add_launcher_arguments, export_local_rank
+
 __all__ = ['parse_args', 'build_test_config', 'main', 'EVALUATIONS']
 
 VOLUME_METRICS = {'p3d': 'P3DMetric', 'iou3d': 'IoU3DMetric'}
@@ -58,11 +60,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override config settings after the --eval switch, e.g. test_cfg.score_thr=0.05')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    add_launcher_arguments(parser)
     args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    export_local_rank(args)
     if args.out is not None and not args.out.lower().endswith(('.pkl', '.pickle', '.json')):
         parser.error(f'--out must end with .pkl, .pickle or .json, got {args.out!r}')
     if args.eval:

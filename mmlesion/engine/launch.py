@@ -12,6 +12,21 @@ import torch.distributed as torch_dist
 from mmengine.config import Config
 
 
+LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
+
+
+def add_launcher_arguments(parser) -> None:
+    """``--launcher`` and ``--local-rank`` as every mmdet tool accepts them."""
+    parser.add_argument('--launcher', choices=LAUNCHERS, default='none')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def export_local_rank(args) -> None:
+    """torchrun sets LOCAL_RANK; the deprecated launcher passes ``--local-rank`` instead."""
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+
+
 def prepare_distributed(cfg: Config, launcher: str) -> None:
     """Make ``cfg`` and the process group ready for ``launcher`` ('none', 'pytorch', 'slurm', 'mpi')."""
     cfg.launcher = launcher
