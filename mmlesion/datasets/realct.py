@@ -38,6 +38,7 @@ import numpy as np
 
 from ..utils.fileio import atomic_dump_json, atomic_dump_pickle, atomic_write_bytes
 from .recist import recist_box, recist_from_mask
+from .volume_reader import encode_uint16_png
 from .volume_key import series_name, slice_file_name, volume_key
 
 REAL_CT_NAMES = ('lung1', 'lung2')
@@ -58,10 +59,6 @@ SOFT_WINDOW = (-175, 275)
 TOP_SLICE_LEVEL = 0.25
 BODY_LEVEL_MM = 1000.0
 
-_PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY,
-               cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY]
-if hasattr(cv2, 'IMWRITE_PNG_FILTER'):
-    _PNG_PARAMS += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB]
 
 
 @dataclass
@@ -245,10 +242,7 @@ def hu_slice_to_png_bytes(hu2d: np.ndarray) -> bytes:
     if arr.min() < -32768 or arr.max() > 32767:
         raise ValueError('HU outside the int16 range cannot be stored as DeepLesion PNG')
     raw = (arr.astype(np.int32) + HU_OFFSET).astype(np.uint16)
-    ok, buf = cv2.imencode('.png', raw, _PNG_PARAMS)
-    if not ok:
-        raise RuntimeError('cv2.imencode failed to encode a 16-bit PNG')
-    return buf.tobytes()
+    return encode_uint16_png(raw)
 
 
 # ---------------------------------------------------------------------------------- lesion masks

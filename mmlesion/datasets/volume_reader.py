@@ -19,6 +19,24 @@ from mmengine import fileio
 from . import slice_sampling as ss
 
 
+# Noisy 16-bit CT barely compresses: Huffman-only deflate after the SUB filter is about 2.5x
+# faster than the default and gives smaller files (OpenCV >= 4.10 knows the filter flag).
+_PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY,
+               cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY]
+if hasattr(cv2, 'IMWRITE_PNG_FILTER'):
+    _PNG_PARAMS += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB]
+
+
+def encode_uint16_png(raw: np.ndarray) -> bytes:
+    """Lossless PNG bytes of a 2D uint16 image (DeepLesion raw values, HU + 32768)."""
+    if raw.dtype != np.uint16 or raw.ndim != 2:
+        raise ValueError(f'expected a 2D uint16 image, got {raw.dtype} {raw.shape}')
+    ok, buf = cv2.imencode('.png', raw, _PNG_PARAMS)
+    if not ok:
+        raise RuntimeError('cv2.imencode failed to encode a 16-bit PNG')
+    return buf.tobytes()
+
+
 def decode_uint16_png(content: bytes, path: str) -> np.ndarray:
     """Decode PNG bytes to a 2D uint16 array; ``path`` is only used in error messages.
 

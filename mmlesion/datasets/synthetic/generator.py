@@ -45,6 +45,7 @@ from .lesions import (MAX_DIAMETER_MM, LookAlike, Lesion, PlacementContext, plac
 from .phantom import (BODY_LEVEL_MM, LESION_HOSTS, REGION_LEVEL, REGION_WEIGHTS, REGIONS,
                       TUBE_HOSTS, build_anatomy, make_grid)
 from .shapes import Ellipsoid, Grid, paint_anatomy, pv_weight
+from ..volume_reader import encode_uint16_png
 from ..converters.dl_info import DL_INFO_HEADER  # the one definition of the real header
 
 
@@ -70,12 +71,6 @@ GT_FILES = {
 }
 
 
-# Noisy 16-bit CT barely compresses: Huffman-only deflate after the SUB filter is about 2.5x
-# faster than the default and gives smaller files (OpenCV >= 4.10 knows the filter flag).
-_PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY,
-               cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY]
-if hasattr(cv2, 'IMWRITE_PNG_FILTER'):
-    _PNG_PARAMS += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB]
 
 
 @dataclass
@@ -302,10 +297,7 @@ def render_slice(plan: SeriesPlan, z_mm: float, texture: np.ndarray,
 def hu_to_png_bytes(hu: np.ndarray) -> bytes:
     """16-bit PNG bytes of a HU image: raw = round(clip(HU, -1024, 3071)) + 32768."""
     raw = (np.rint(np.clip(hu, HU_MIN, HU_MAX)).astype(np.int32) + HU_OFFSET).astype(np.uint16)
-    ok, buf = cv2.imencode('.png', raw, _PNG_PARAMS)
-    if not ok:
-        raise RuntimeError('cv2.imencode failed to encode a 16-bit PNG')
-    return buf.tobytes()
+    return encode_uint16_png(raw)
 
 
 def _mask_box(win, m) -> Tuple[List[float], int]:
