@@ -27,6 +27,15 @@ def shared_data_dir():
 
 
 @pytest.fixture(scope='session')
+def real_ct_dir(shared_data_dir):
+    """``shared/data/real_ct`` (lung1/lung2 image and label NRRD); skips when absent."""
+    folder = os.path.join(str(shared_data_dir), 'real_ct')
+    if not os.path.isfile(os.path.join(folder, 'lung2_label.nrrd')):
+        pytest.skip(f'real CT volumes (lung1/lung2 NRRD) not found in {folder}')
+    return folder
+
+
+@pytest.fixture(scope='session')
 def synthetic_converted(tmp_path_factory):
     """A small synthetic DeepLesion-format dataset (10 sub-volumes, 128 px), converted to JSON.
 

@@ -13,11 +13,13 @@ import argparse
 import json
 import os
 import os.path as osp
+import shutil
 import time
 from typing import List, Optional
 
 import numpy as np
 
+TRAIN_DIR = 'mscn_hnsl'  # under the work dir, beside data/
 DEMO_CONFIG = 'configs/synthetic/mscn-hnsl_densenet-tiny-9slice_1xb8-cpu_synthetic.py'
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -25,12 +27,16 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='mmlesion demo on synthetic DeepLesion-format data')
     parser.add_argument('--work-dir', default='work_dirs/demo')
-    parser.add_argument('--volumes', type=int, default=300, help='synthetic sub-volumes')
+    parser.add_argument('--volumes', type=int, default=600, help='synthetic sub-volumes')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--image-size', type=int, default=256, help='nominal slice size, px')
-    parser.add_argument('--anatomy', choices=('phantom', 'real'), default='phantom',
-                        help="'real': synthetic lesions inserted into the two real chest CTs "
-                        '(needs the real_ct folder of the shared data)')
+    parser.add_argument('--anatomy', choices=('auto', 'real', 'phantom'), default='auto',
+                        help="real: synthetic lesions inserted into the two real chest CTs (needs "
+                        "the real_ct folder of the shared data); phantom: analytic phantoms; "
+                        "auto (default): real when the real CT is found, else phantom")
+    parser.add_argument('--real-ct-dir', default=None,
+                        help='folder with lung{1,2}_{image,label}.nrrd (default: '
+                        '$MMLESION_SHARED_DATA/real_ct or ../shared/data/real_ct)')
     parser.add_argument('--config', default=osp.join(REPO_ROOT, DEMO_CONFIG))
     parser.add_argument('--epochs', type=int, default=None, help='override the config epochs')
     parser.add_argument('--skip-train', action='store_true', help='stop after the data stages')
@@ -51,6 +57,19 @@ def data_cfg_options(data_root: str) -> List[str]:
     ]
 
 
+def resolve_anatomy(anatomy: str, real_ct_dir: Optional[str]) -> str:
+    """``auto`` -> ``real`` when the real chest CTs are found, else ``phantom`` (said so)."""
+    if anatomy != 'auto':
+        return anatomy
+    from mmlesion.datasets.realct import find_real_ct_dir
+    try:
+        find_real_ct_dir(real_ct_dir)
+    except FileNotFoundError as e:
+        print(f'[generate] real CT not found ({e}); using phantom anatomy')
+        return 'phantom'
+    return 'real'
+
+
 def stage_generate(args, data_root: str) -> dict:
     from mmlesion.datasets.synthetic import generate_dataset
     wanted = dict(num_volumes=args.volumes, seed=args.seed, image_size=args.image_size,
@@ -66,7 +85,12 @@ def stage_generate(args, data_root: str) -> dict:
             print(f'[generate] {data_root} already holds this dataset; kept')
             return summary
     t0 = time.time()
-    summary = generate_dataset(data_root, overwrite=True, **wanted)
+    summary = generate_dataset(data_root, overwrite=True, real_ct_dir=args.real_ct_dir, **wanted)
+    # a model trained on the previous data must neither be kept nor resumed
+    stale = osp.join(osp.dirname(osp.abspath(data_root)), TRAIN_DIR)
+    if osp.isdir(stale):
+        shutil.rmtree(stale)
+        print(f'[generate] removed {stale}: it was trained on the previous data')
     print(f'[generate] {args.volumes} {args.anatomy} sub-volumes in {time.time() - t0:.1f} s '
           f'-> {data_root}')
     return summary
@@ -75,6 +99,18 @@ def stage_generate(args, data_root: str) -> dict:
 def stage_convert(data_root: str) -> dict:
     from mmlesion.datasets.converters.deeplesion import convert_deeplesion
     return convert_deeplesion(data_root, osp.join(data_root, 'annotations'))
+
+
+def montage_pipeline(test_pipeline: List[dict]) -> List[dict]:
+    """The test pipeline with the boxes loaded right after the image, so they are resized with it.
+
+    Deterministic inputs (no training augmentation) for the summary and the montage.  Test
+    pipelines load boxes after resizing on purpose (metrics score in original pixels), which
+    would draw them at original-pixel positions on the resized image.
+    """
+    ann = [t for t in test_pipeline if t['type'] == 'LoadLesionAnnotations']
+    rest = [t for t in test_pipeline if t['type'] != 'LoadLesionAnnotations']
+    return rest[:1] + ann + rest[1:]
 
 
 def stage_load(args, cfg_options: List[str], work_dir: str) -> dict:
@@ -92,8 +128,7 @@ def stage_load(args, cfg_options: List[str], work_dir: str) -> dict:
     report = {}
     for split in ('train', 'val', 'test'):
         ds_cfg = cfg[f'{split}_dataloader'].dataset.copy()
-        # deterministic inputs for the summary and montage: no training augmentation
-        ds_cfg.pipeline = cfg.test_dataloader.dataset.pipeline
+        ds_cfg.pipeline = montage_pipeline(cfg.test_dataloader.dataset.pipeline)
         ds = DATASETS.build(ds_cfg)
         infos = [ds.get_data_info(i) for i in range(len(ds))]
         n_pos = sum(sum(not x.get('hard_negative') for x in d['instances']) for d in infos)
@@ -108,6 +143,8 @@ def stage_load(args, cfg_options: List[str], work_dir: str) -> dict:
               f'negatives, {report[split]["volumes"]:3d} sub-volumes, pixel spacing '
               f'{spacing.min():.2f}-{spacing.max():.2f} mm, slice intervals {intervals} mm')
         if split == 'train':
+            window = next(t['window_hu'] for t in ds_cfg.pipeline
+                          if t['type'] == 'LoadMultiSliceFromFile')
             rows = []
             for i in range(min(args.montage_samples, len(ds))):
                 sample = ds[i]
@@ -117,7 +154,7 @@ def stage_load(args, cfg_options: List[str], work_dir: str) -> dict:
                 boxes = boxes.tensor.numpy() if hasattr(boxes, 'tensor') else np.asarray(boxes)
                 rows.append(multislice_row(
                     img, boxes, title=f'{ds_i.volume_id} slice {ds_i.slice_index} '
-                    f'({ds_i.slice_interval:g} mm)'))
+                    f'({ds_i.slice_interval:g} mm)', input_window_hu=window))
                 report['input_shape'] = list(sample['inputs'].shape)
             montage = osp.join(work_dir, 'montage_9slice.png')
             save_montage(montage, rows)
@@ -131,7 +168,7 @@ def stage_train(args, cfg_options: List[str], work_dir: str) -> str:
     from mmlesion.apis.train import main as train_main
     from mmlesion.visualization import plot_loss_curves, read_scalars
 
-    train_dir = osp.join(work_dir, 'mscn_hnsl')
+    train_dir = osp.join(work_dir, TRAIN_DIR)
     cfg = Config.fromfile(args.config)
     epochs = args.epochs or cfg.train_cfg.max_epochs
     final = osp.join(train_dir, f'epoch_{epochs}.pth')
@@ -168,13 +205,22 @@ def stage_evaluate(args, cfg_options: List[str], work_dir: str, data_root: str,
                      '--work-dir', osp.join(work_dir, 'eval_test_p3d'),
                      '--cfg-options', *cfg_options])
     froc_png = osp.join(work_dir, 'froc_p3d_test.png')
+    # real-anatomy data: real vs synthetic lesions; phantoms: by organ
+    by = 'origin' if args.anatomy == 'real' else 'organ'
     summary = eval_p3d_main(['--ann', complete_test, '--det', det, '--plot', froc_png,
                              '--json-out', osp.join(work_dir, 'p3d_test.json'),
-                             '--label', 'MSCN-HNSL (demo)'])
+                             '--label', 'MSCN-HNSL (demo)', '--by', by, '--truth',
+                             osp.join(data_root, 'ground_truth', 'truth.json')])
     print(f'[evaluate] val 2D RECIST sensitivity @4 FPs/image: '
           f'{recist.get("recist2d/sens@4", float("nan")):.3f}; test P3D AP '
           f'{p3d.get("p3d/AP", float("nan")):.3f}; FROC -> {froc_png}; overlays -> '
           f'{osp.join(work_dir, "overlays")}')
+    real = summary['strata'].get('real')
+    if real is not None:
+        at4 = real['sensitivity'][real['fps'].index(4.0)]
+        print(f'[evaluate] real lesions (the held-out patient\'s, in {real["n_gt"]} test '
+              f'sub-volumes): sensitivity {at4:.3f} at 4 FPs/volume; {real["n_hit"]} of '
+              f'{real["n_gt"]} hit by some tracklet')
     return dict(recist2d_val=recist, p3d_test=p3d, p3d_summary=summary)
 
 
@@ -184,6 +230,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
     work_dir = osp.abspath(args.work_dir)
     data_root = osp.join(work_dir, 'data')
     os.makedirs(work_dir, exist_ok=True)
+    args.anatomy = resolve_anatomy(args.anatomy, args.real_ct_dir)
     cfg_options = data_cfg_options(data_root)
     results = {}
     _banner('1/5 generate synthetic DeepLesion-format data')

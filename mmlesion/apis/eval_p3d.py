@@ -1,7 +1,8 @@
 """``tools/eval_p3d.py``: P3D of a detection file against an annotation file, offline.
 
     python tools/eval_p3d.py --ann Revised-Test1071.pkl --det detections.pkl \
-        [--json-out froc.json] [--plot froc.png] [--interp extrapolate|clamp]
+        [--json-out froc.json] [--plot froc.png] [--interp extrapolate|clamp] \
+        [--truth ground_truth/truth.json --by origin]
 
 ``--ann``: a Lesion Harvester 2D pickle (``Revised-*``, ``RECIST-Box-*``), ``3D-Box.pkl`` or the
 LENS release (3D boxes -> one 2D box on the slice nearest the z centre), or mmlesion JSON (its
@@ -10,6 +11,10 @@ the Lesion Harvester format ``{volume: [[(z, [x1, y1, x2, y2, score]), ...], ...
 relative z and 1-based x/y (``tools/test.py --out`` writes it; the authors' files have it),
 ``.pkl`` (restricted unpickler; numpy 1 or 2 pickles) or ``.json``.  Everything is converted to
 mmlesion's frame before scoring, by the same code path as :class:`~mmlesion.evaluation.P3DMetric`.
+
+``--truth`` (the synthetic generator's ``truth.json``) with ``--by FIELD`` adds sensitivity per
+value of a lesion field (``origin``: real vs synthetic lesions of the real-anatomy data,
+``organ``, ``kind``, ``marked``), read on the detector's shared FP axis.
 """
 import argparse
 import pickle
@@ -18,10 +23,12 @@ from typing import List, Optional, Tuple
 
 from mmlesion.evaluation.detection_io import FRAMES, load_lh_detections
 from mmlesion.evaluation.functional.froc import INTERP_MODES, P3D_FP_POINTS, FROCResult
+from mmlesion.evaluation.functional.stratify import align_gt_values, sensitivity_by_stratum
 from mmlesion.evaluation.metrics.annotation_set import (ANN_FORMATS, AnnotationSet,
                                                         load_annotation_set)
 from mmlesion.evaluation.metrics.p3d_metric import evaluate_p3d_on_set
-from mmlesion.evaluation.metrics.utils import dump_froc_json, froc_table, froc_to_dict
+from mmlesion.evaluation.metrics.utils import (dump_froc_json, froc_table, froc_to_dict,
+                                               strata_to_dict, stratum_table)
 
 __all__ = ['parse_args', 'evaluate_files', 'main']
 
@@ -48,6 +55,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    help='frame of --det: lh (relative z, 1-based x/y; the format\'s definition) '
                    'or mmlesion (absolute z, 0-based)')
     p.add_argument('--label', default='P3D', help='legend label of the plot')
+    p.add_argument('--truth', help="the synthetic generator's ground_truth/truth.json, for --by")
+    p.add_argument('--by', metavar='FIELD',
+                   help='also report sensitivity per value of this truth.json lesion field '
+                   '(origin, organ, kind, marked, ...); needs --truth')
     return p.parse_args(argv)
 
 
@@ -70,11 +81,20 @@ def main(argv: Optional[List[str]] = None) -> dict:
         SystemExit: (status 1) for unreadable or malformed inputs, after printing the reason.
     """
     args = parse_args(argv)
+    if bool(args.truth) != bool(args.by):
+        print('error: --truth and --by go together', file=sys.stderr)
+        raise SystemExit(2)
     try:
         result, ann = evaluate_files(
             args.ann, args.det, iou_thr=args.iou_thr, fp_points=args.fp_points,
             interp=args.interp, ann_format=args.ann_format, lens_subset=args.lens_subset,
             det_frame=args.det_frame)
+        strata = None
+        if args.by:
+            from mmlesion.datasets.synthetic.truth import lesion_values, load_truth
+            values = lesion_values(load_truth(args.truth), ann.boxes_2d, args.by,
+                                   path=args.truth)
+            strata = sensitivity_by_stratum(result, align_gt_values(result, values))
     except (ValueError, KeyError, FileNotFoundError, pickle.UnpicklingError) as e:
         print(f'error: {e}', file=sys.stderr)
         raise SystemExit(1) from None
@@ -89,6 +109,9 @@ def main(argv: Optional[List[str]] = None) -> dict:
     fps = ', '.join(f'{t:g}' for t in result.fp_points)
     print(f'AP {result.ap:.4f}; sensitivity @ [{fps}] FPs/volume = [{sens}]')
     summary = dict(ann=args.ann, det=args.det, iou_thr=args.iou_thr)
+    if strata is not None:
+        print(stratum_table(strata, args.by, title=f'P3D by {args.by}'))
+        summary.update(by=args.by, strata=strata_to_dict(strata))
     if args.json_out:
         summary = dump_froc_json(result, args.json_out, **summary)
         print(f'wrote {args.json_out}')

@@ -212,7 +212,7 @@ class VolumeReader:
                key_index: int,
                slice_interval_mm: Optional[float],
                num_slices: int = 9,
-               window_hu: Optional[Tuple[float, float]] = ss.DEFAULT_WINDOW_HU,
+               window_hu: Optional[ss.WindowSpec] = ss.DEFAULT_WINDOW_HU,
                out_range: Tuple[float, float] = ss.DEFAULT_OUT_RANGE,
                missing_slices: Optional[Iterable[int]] = None,
                target_interval_mm: float = ss.TARGET_INTERVAL_MM) -> np.ndarray:
@@ -225,7 +225,9 @@ class VolumeReader:
             key_index: absolute index of the centre slice.
             slice_interval_mm: the series' real slice interval; 0/None/NaN repeats the key slice.
             num_slices: odd number of channels (3 or 9 in the paper).
-            window_hu: ``(low, high)`` HU mapped onto ``out_range``; ``None`` returns HU.
+            window_hu: ``(low, high)`` HU mapped onto ``out_range``, or a composite of several
+                windows (:func:`~mmlesion.datasets.slice_sampling.apply_window`); ``None``
+                returns HU.
             out_range: output range of the window.
             missing_slices: absolute indices known to be absent (``None``: check the files).
             target_interval_mm: spacing of the channels (2 mm).
@@ -258,14 +260,14 @@ class VolumeReader:
             stack = ss.blend_slices(plan, lambda index: self.read_slice(series, index))
         if window_hu is None:
             return stack
-        return ss.window_hu(stack, window_hu[0], window_hu[1], out_range)
+        return ss.apply_window(stack, window_hu, out_range)
 
     def iter_windows(self,
                      series: str,
                      slice_range: Sequence[int],
                      slice_interval_mm: Optional[float],
                      num_slices: int = 9,
-                     window_hu: Optional[Tuple[float, float]] = ss.DEFAULT_WINDOW_HU,
+                     window_hu: Optional[ss.WindowSpec] = ss.DEFAULT_WINDOW_HU,
                      out_range: Tuple[float, float] = ss.DEFAULT_OUT_RANGE,
                      missing_slices: Optional[Iterable[int]] = None,
                      target_interval_mm: float = ss.TARGET_INTERVAL_MM,
@@ -287,7 +289,7 @@ class VolumeReader:
             plan = ss.interpolation_plan(key_index, (first, last), volume, offsets)
             stack = ss.blend_slices(plan, volume)
             if window_hu is not None:
-                stack = ss.window_hu(stack, window_hu[0], window_hu[1], out_range)
+                stack = ss.apply_window(stack, window_hu, out_range)
             yield key_index, stack
 
 

@@ -1,14 +1,16 @@
 """Montages of multi-slice (2.5D) network inputs with their boxes, for eyeballing the data path.
 
-Network inputs are HU windowed to [-1024, 3071] and mapped to [0, 255] (SPEC §1.4), which shows soft
-tissue with almost no contrast; for display every channel is mapped back to HU and re-windowed to a
-display window (default the abdominal soft-tissue window [-175, 275] HU).
+Network inputs are HU windowed to [-1024, 3071] and mapped to [0, 255] (SPEC §1.4; or a composite
+window, see :func:`mmlesion.datasets.slice_sampling.apply_window`), which shows soft tissue with
+little contrast; for display every channel is mapped back to HU and re-windowed to a display window
+(default the abdominal soft-tissue window [-175, 275] HU).
 """
 from typing import Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 
+from mmlesion.datasets.slice_sampling import DEFAULT_WINDOW_HU, WindowSpec, window_to_hu
 from mmlesion.utils import atomic_write_bytes
 
 POSITIVE_BGR = (60, 20, 220)  # crimson: lesions
@@ -16,13 +18,12 @@ HARD_NEGATIVE_BGR = (255, 170, 0)  # azure: hard negatives
 
 
 def input_to_display(channel: np.ndarray,
-                     input_window_hu: Tuple[float, float] = (-1024, 3071),
+                     input_window_hu: WindowSpec = DEFAULT_WINDOW_HU,
                      input_range: Tuple[float, float] = (0, 255),
                      display_window_hu: Tuple[float, float] = (-175, 275)) -> np.ndarray:
-    """Map one input channel (H x W, network scale) to a uint8 display image in another HU window."""
-    lo_in, hi_in = input_range
-    lo_hu, hi_hu = input_window_hu
-    hu = (channel.astype(np.float32) - lo_in) / (hi_in - lo_in) * (hi_hu - lo_hu) + lo_hu
+    """Map one input channel (H x W, network scale; windowed with ``input_window_hu`` onto
+    ``input_range``) to a uint8 display image in another HU window."""
+    hu = window_to_hu(channel, input_window_hu, input_range)
     lo_d, hi_d = display_window_hu
     return (np.clip((hu - lo_d) / max(hi_d - lo_d, 1e-6), 0, 1) * 255).round().astype(np.uint8)
 
@@ -33,7 +34,8 @@ def multislice_row(image: np.ndarray,
                    key_channel: Optional[int] = None,
                    title: str = '',
                    display_window_hu: Tuple[float, float] = (-175, 275),
-                   tile_px: int = 160) -> np.ndarray:
+                   tile_px: int = 160,
+                   input_window_hu: WindowSpec = DEFAULT_WINDOW_HU) -> np.ndarray:
     """One sample as a row of its C channels (most superior first), boxes drawn on the key channel.
 
     Args:
@@ -42,6 +44,7 @@ def multislice_row(image: np.ndarray,
         hard_negatives: m x 4, same frame; drawn in another colour.
         key_channel: channel holding the key slice (default C // 2).
         title: text written on the first tile.
+        input_window_hu: the window ``image`` was made with (the loader's ``window_hu``).
 
     Returns:
         uint8 BGR image of shape tile_px x (C * tile_px) x 3.
@@ -51,7 +54,8 @@ def multislice_row(image: np.ndarray,
     scale = tile_px / max(h, w)
     tiles = []
     for ch in range(c):
-        gray = input_to_display(image[..., ch], display_window_hu=display_window_hu)
+        gray = input_to_display(image[..., ch], input_window_hu=input_window_hu,
+                                display_window_hu=display_window_hu)
         gray = cv2.resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))),
                           interpolation=cv2.INTER_AREA)
         tile = np.zeros((tile_px, tile_px, 3), np.uint8)

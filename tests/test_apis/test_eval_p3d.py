@@ -133,3 +133,63 @@ def test_real_release_ground_truth_as_detections(shared_data_dir, tmp_path):
     atomic_dump_json(coco, js)
     assert main(['--ann', str(js), '--det', str(det)])['sensitivity'] == \
         pytest.approx(summary['sensitivity'])
+
+
+def _truth_case(root):
+    """Revised-Test ground truth of a synthetic dataset, and tracklets that find exactly its
+    lesions of one organ (one single-slice tracklet on each such key slice)."""
+    from mmlesion.datasets.synthetic.truth import load_truth
+    from mmlesion.evaluation.metrics.annotation_set import load_annotation_set
+    ann_file = str(root / 'ground_truth' / 'Revised-Test.pkl')
+    truth = load_truth(root / 'ground_truth' / 'truth.json')
+    ann = load_annotation_set(ann_file)
+    vols = {v['key']: v for v in truth['volumes']}
+    organs = sorted({les['organ'] for k in ann.keys for les in vols[k]['lesions']})
+    found = organs[0]
+    tracklets = {k: [np.array([[les['key_slice'], *les['box2d'], 0.9]])
+                     for les in vols[k]['lesions'] if les['organ'] == found]
+                 for k in ann.keys}
+    counts = {o: sum(les['organ'] == o for k in ann.keys for les in vols[k]['lesions'])
+              for o in organs}
+    return ann_file, truth, tracklets, found, counts
+
+
+def test_sensitivity_by_truth_field(synthetic_converted, tmp_path, capsys):
+    ann_file, _, tracklets, found, counts = _truth_case(synthetic_converted)
+    det = tmp_path / 'det.pkl'
+    save_lh_detections(tracklets, det)  # mmlesion frame in, LH frame on disk
+    out = tmp_path / 'p3d.json'
+    summary = main(['--ann', ann_file, '--det', str(det), '--json-out', str(out),
+                    '--truth', str(synthetic_converted / 'ground_truth' / 'truth.json'),
+                    '--by', 'organ'])
+    strata = summary['strata']
+    assert summary['by'] == 'organ' and set(strata) == set(counts)
+    for organ, n in counts.items():
+        assert strata[organ]['n_gt'] == n
+        want = 1.0 if organ == found else 0.0
+        assert strata[organ]['n_hit'] == (n if organ == found else 0)
+        assert strata[organ]['sensitivity'] == pytest.approx([want] * 8)
+    # the strata add up to the whole: GT-weighted mean = overall sensitivity
+    assert summary['sensitivity'][-1] == pytest.approx(counts[found] / sum(counts.values()))
+    assert json.loads(out.read_text())['strata'] == strata
+    assert 'P3D by organ' in capsys.readouterr().out
+
+
+def test_by_needs_truth_of_the_same_dataset(synthetic_converted, tmp_path, capsys):
+    ann_file, truth, tracklets, _, _ = _truth_case(synthetic_converted)
+    det = tmp_path / 'det.pkl'
+    save_lh_detections(tracklets, det)
+    with pytest.raises(SystemExit) as e:
+        main(['--ann', ann_file, '--det', str(det), '--by', 'organ'])
+    assert e.value.code == 2
+    # a truth.json whose boxes differ (another dataset): refused, naming volume and box
+    for vol in truth['volumes']:
+        for les in vol['lesions']:
+            les['box2d'] = [v + 3 for v in les['box2d']]
+    other = tmp_path / 'truth.json'
+    other.write_text(json.dumps(truth))
+    with pytest.raises(SystemExit) as e:
+        main(['--ann', ann_file, '--det', str(det), '--truth', str(other), '--by', 'organ'])
+    assert e.value.code == 1
+    err = capsys.readouterr().err
+    assert 'has no lesion with key slice' in err and str(other) in err

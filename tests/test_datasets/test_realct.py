@@ -31,11 +31,8 @@ LUNG2 = dict(key='009002_01_01_001-061', series='009002_01_01', z=(15, 25), voxe
 
 
 @pytest.fixture(scope='module')
-def real_ct(shared_data_dir):
-    folder = os.path.join(str(shared_data_dir), 'real_ct')
-    if not os.path.isfile(os.path.join(folder, 'lung2_label.nrrd')):
-        pytest.skip(f'real CT volumes not found in {folder}')
-    return folder
+def real_ct(real_ct_dir):
+    return real_ct_dir
 
 
 @pytest.fixture(scope='module')

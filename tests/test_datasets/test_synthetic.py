@@ -385,14 +385,6 @@ def test_segment_tissues_on_a_drawn_chest():
     assert t[4, 12, 32] == WALL  # under the skin, in front of the chest
 
 
-@pytest.fixture(scope='module')
-def real_ct_dir(shared_data_dir):
-    folder = os.path.join(str(shared_data_dir), 'real_ct')
-    if not os.path.isfile(os.path.join(folder, 'lung2_label.nrrd')):
-        pytest.skip(f'real CT volumes (lung1/lung2 NRRD) not found in {folder}')
-    return folder
-
-
 REAL_N, REAL_SIZE, REAL_SEED = 8, 192, 5
 
 
@@ -477,6 +469,11 @@ def test_real_synthetic_lesions_in_hosts_and_away_from_real_masks(real_dataset):
             rings.setdefault(les['organ'], []).append(
                 float(np.median(_read_hu(out, v['series'], key)[ring])))
     assert n_near >= 1
+    # Visible: every synthetic lesion differs from the anatomy it replaces by >= 25 HU
+    from mmlesion.datasets.synthetic.real_anatomy import MIN_VISIBLE_CONTRAST_HU
+    contrasts = [abs(les['contrast_hu']) for v in real_dataset['truth']['volumes']
+                 for les in v['lesions'] if les['origin'] == 'synthetic']
+    assert contrasts and min(contrasts) >= MIN_VISIBLE_CONTRAST_HU - 1e-3
     # Organ-plausible surroundings: lung nodules in aerated lung (not outside air at -1000),
     # everything else inside the body's soft tissue or fat.
     assert len(rings.get('lung', [])) >= 3

@@ -109,6 +109,12 @@ _CODES = {'lung': (LUNG,), 'mediastinum': (MEDIASTINUM,), 'liver': (LIVER,),
 _MIN_LUNG_AIR = 0.6
 _MIN_FAT = 0.25
 _MIN_PARENCHYMA = 0.9
+# A lesion must differ from the anatomy it replaces by at least this much, as every lesion HU
+# model intends (lesions.lesion_hu: >= 25 HU).  Real anatomy can defeat the model: a "node"
+# drawn where the fat condition holds but the centre is heart or vessel (~40 HU) is invisible,
+# and no radiologist would have marked it.
+MIN_VISIBLE_CONTRAST_HU = 25.0
+_CENTRE_TRIES = 6
 
 
 def _disk(radius_px: float) -> np.ndarray:
@@ -571,8 +577,10 @@ def place_real_lesion(scene: RealScene, host: LesionHost, zc_mm: float, marked: 
 
     On every window slice the lesion reaches (its partial-volume slab included) the centre must
     be further than the cross-section's radius + soft edge + 1 px from anything that is not free
-    host tissue; on the central slice the host condition holds too.  Sizes shrink by 20% per
-    failed attempt, the last at the minimum (5 mm, or 3 px on coarse images).
+    host tissue; on the central slice the host condition holds too.  Of up to 6 admissible
+    centres the first where the lesion's HU differs from the anatomy it replaces by at least
+    :data:`MIN_VISIBLE_CONTRAST_HU` is taken.  Sizes shrink by 20% per failed attempt, the last
+    at the minimum (5 mm, or 3 px on coarse images).
     """
     sp, dz = scene.spacing_mm, scene.dz
     d_min = max(MIN_DIAMETER_MM, 3.0 * sp)
@@ -600,18 +608,19 @@ def place_real_lesion(scene: RealScene, host: LesionHost, zc_mm: float, marked: 
             if not ok.any():
                 break
         cand = np.flatnonzero(ok)
-        if len(cand) == 0:
-            continue
-        cy, cx = divmod(int(cand[rng.integers(len(cand))]), scene.width)
-        cx += float(rng.uniform(-0.5, 0.5))
-        cy += float(rng.uniform(-0.5, 0.5))
-        shape = Ellipsoid(cx, cy, zc_mm, a_px, b_mm / sp, c_mm, theta, edge, lobes)
-        host_hu = scene.host_hu_at(cx, cy, ic, 0.8 * b_mm / sp)
-        hu, kind = lesion_hu(host.model, host_hu, rng)
-        lesion = Lesion(len(scene.lesions), shape, host, host_hu, hu, float(rng.uniform(3, 8)),
-                        kind, 0, marked)
-        scene.lesions.append(lesion)
-        return lesion
+        for _try in range(min(_CENTRE_TRIES, len(cand))):
+            cy, cx = divmod(int(cand[rng.integers(len(cand))]), scene.width)
+            cx += float(rng.uniform(-0.5, 0.5))
+            cy += float(rng.uniform(-0.5, 0.5))
+            host_hu = scene.host_hu_at(cx, cy, ic, 0.8 * b_mm / sp)
+            hu, kind = lesion_hu(host.model, host_hu, rng)
+            if abs(hu - host_hu) < MIN_VISIBLE_CONTRAST_HU:
+                continue
+            shape = Ellipsoid(cx, cy, zc_mm, a_px, b_mm / sp, c_mm, theta, edge, lobes)
+            lesion = Lesion(len(scene.lesions), shape, host, host_hu, hu,
+                            float(rng.uniform(3, 8)), kind, 0, marked)
+            scene.lesions.append(lesion)
+            return lesion
     return None
 
 

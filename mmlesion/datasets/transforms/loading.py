@@ -39,8 +39,9 @@ class LoadMultiSliceFromFile(BaseTransform):
     Args:
         num_slices: odd number of input slices (3 or 9 in the paper).
         slice_interval_mm: spacing of the input slices (the paper resamples to 2 mm).
-        window_hu: ``(low, high)`` HU mapped onto ``out_range`` (3DCE/MULAN: -1024, 3071);
-            ``None`` keeps HU.
+        window_hu: ``(low, high)`` HU mapped onto ``out_range`` (3DCE/MULAN: -1024, 3071), or a
+            composite ``[(low, high), ...]``: the mean of several windows' images
+            (:func:`~mmlesion.datasets.slice_sampling.apply_window`); ``None`` keeps HU.
         out_range: output intensity range of the window.
         to_float32: float32 output; ``False`` rounds to uint8 (requires a window and
             ``out_range`` within [0, 255]).
@@ -53,22 +54,20 @@ class LoadMultiSliceFromFile(BaseTransform):
     def __init__(self,
                  num_slices: int = 9,
                  slice_interval_mm: float = ss.TARGET_INTERVAL_MM,
-                 window_hu: Optional[Tuple[float, float]] = ss.DEFAULT_WINDOW_HU,
+                 window_hu: Optional[ss.WindowSpec] = ss.DEFAULT_WINDOW_HU,
                  out_range: Tuple[float, float] = ss.DEFAULT_OUT_RANGE,
                  to_float32: bool = True,
                  cache_volumes: int = 0,
                  backend_args: Optional[dict] = None) -> None:
         ss.sample_positions(1.0, num_slices, slice_interval_mm)  # validates both
-        if window_hu is not None and (len(window_hu) != 2 or window_hu[0] > window_hu[1]):
-            raise ValueError(
-                f'window_hu must be (low, high) HU with low <= high, got {window_hu!r}')
+        window_hu = None if window_hu is None else ss.normalize_window(window_hu)
         if not to_float32 and (window_hu is None or min(out_range) < 0 or max(out_range) > 255):
             raise ValueError('to_float32=False stores uint8: it needs a window and an out_range '
                              f'within [0, 255], got window_hu={window_hu!r}, '
                              f'out_range={out_range!r}')
         self.num_slices = int(num_slices)
         self.slice_interval_mm = float(slice_interval_mm)
-        self.window_hu = None if window_hu is None else (float(window_hu[0]), float(window_hu[1]))
+        self.window_hu = window_hu
         self.out_range = (float(out_range[0]), float(out_range[1]))
         self.to_float32 = to_float32
         self.cache_volumes = int(cache_volumes)

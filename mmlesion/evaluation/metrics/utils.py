@@ -6,10 +6,11 @@ import numpy as np
 from terminaltables import AsciiTable
 
 from mmlesion.evaluation.functional.froc import FROCResult
+from mmlesion.evaluation.functional.stratify import StratumSensitivity
 from mmlesion.utils.fileio import atomic_dump_json
 
 __all__ = ['tracklet_array', 'tracklet_arrays', 'compress_curve', 'froc_to_dict',
-           'froc_table', 'dump_froc_json', 'metric_keys']
+           'froc_table', 'dump_froc_json', 'metric_keys', 'stratum_table', 'strata_to_dict']
 
 
 def tracklet_array(trk: Any, where: str = 'tracklet') -> np.ndarray:
@@ -115,3 +116,29 @@ def froc_table(rows: Dict[str, FROCResult], title: Optional[str] = None,
     table = AsciiTable(body, title=title)
     table.inner_footing_row_border = False
     return table.table + f'\nsensitivity at {unit} (columns); set = FP denominator'
+
+
+def stratum_table(strata: Dict[Any, StratumSensitivity], field: str,
+                  title: Optional[str] = None, unit: str = 'FPs/volume') -> str:
+    """An ASCII table, one row per stratum: sensitivity at the shared FP rates, GT and hits.
+
+    ``hit`` counts the ground truths that any detection hits (the end of the curve).
+    """
+    first = next(iter(strata.values()))
+    header = [field] + [f'{float(t):g}' for t in first.fp_points] + ['GT', 'hit']
+    body = [header]
+    for label, s in strata.items():
+        body.append([str(label)] + [f'{v:.4f}' for v in s.sensitivity] +
+                    [str(s.n_gt), str(s.n_hit)])
+    table = AsciiTable(body, title=title)
+    table.inner_footing_row_border = False
+    return table.table + f'\nsensitivity at {unit} (columns), false positives shared by all rows'
+
+
+def strata_to_dict(strata: Dict[Any, StratumSensitivity]) -> Dict[str, Any]:
+    """JSON-ready ``{label: {"n_gt", "n_hit", "fps", "sensitivity"}}``."""
+    return {str(label): dict(n_gt=int(s.n_gt), n_hit=int(s.n_hit),
+                             fps=[float(v) for v in s.fp_points],
+                             sensitivity=[float(v) for v in s.sensitivity])
+            for label, s in strata.items()}
+

@@ -110,3 +110,23 @@ def test_load_lesion_annotations_hard_negative_flags():
     empty = loader(dict(instances=[]))
     assert empty['gt_hard_negative_flags'].shape == (0,)
     assert len(empty['gt_bboxes']) == 0
+
+
+def test_composite_window_from_config_and_in_the_volume_scan(tmp_path):
+    from mmlesion.datasets.volume_reader import VolumeReader
+    folder = str(tmp_path / '000001_01_01')
+    _write_series(folder, range(1, 6))
+    wins = [[-1024, 3071], [-160, 240]]
+    loader = TRANSFORMS.build(dict(type='LoadMultiSliceFromFile', num_slices=3, window_hu=wins))
+    assert loader.window_hu == ((-1024.0, 3071.0), (-160.0, 240.0))
+    img = loader(_results(folder, 3, (1, 5), 2.0))['img']
+    hu = np.array([20.0, 30.0, 40.0])
+    np.testing.assert_allclose(img[0, 0], (_windowed(hu) + (hu + 160) / 400 * 255) / 2,
+                               rtol=1e-5)
+    # the volume scan windows the same way
+    reader = VolumeReader(None, max_volumes=1)
+    scanned = dict(reader.iter_windows(folder, (1, 5), 2.0, num_slices=3,
+                                       window_hu=loader.window_hu))
+    np.testing.assert_array_equal(scanned[3], img)
+    with pytest.raises(ValueError, match='window_hu'):
+        LoadMultiSliceFromFile(window_hu=[(-160, 240), (300, 200)])
