@@ -200,23 +200,13 @@ def load_lh_boxes_3d(path_or_obj: PathOrObj, frame: str = 'mmlesion',
         (the file has boxes starting at -0.5 and a few ending past the last slice).
     """
     _check_frame(frame)
-    obj, source = _load_obj(path_or_obj)
+    # one reader of the format (validation, .annot keys, frame change) serves import and evaluation
+    from mmlesion.datasets.converters.annotation_release import load_lh_3d
     out = {}
-    for key, boxes in obj.items():
-        ck, start, end = _volume_start(key, source)
-        if ck in out:
-            raise ValueError(f'{source}: sub-volume {ck!r} appears twice')
-        arr = np.asarray(boxes, dtype=np.float64)
-        if arr.size == 0:
-            arr = np.zeros((0, 6))
-        if arr.ndim != 2 or arr.shape[1] != 6 or not np.all(np.isfinite(arr)):
-            raise ValueError(f'{source}: {key!r}: expected finite (n, 6) boxes '
-                             f'[x1, y1, x2, y2, z1, z2], got shape {arr.shape}')
+    for key, arr in load_lh_3d(path_or_obj, z_margin=0.5, clamp=clamp).items():
         arr = arr[:, [0, 1, 4, 2, 3, 5]]
-        if clamp:
-            arr[:, [2, 5]] = np.clip(arr[:, [2, 5]], -0.5, end - start + 0.5)
-        if frame == 'mmlesion':
-            arr[:, [2, 5]] += start
-            arr[:, [0, 1, 3, 4]] -= 1.0
-        out[ck] = arr
+        if frame == 'lh':
+            arr[:, [2, 5]] -= parse_volume_key(key).start
+            arr[:, [0, 1, 3, 4]] += 1.0
+        out[key] = arr
     return out

@@ -172,8 +172,10 @@ def _lh_2d(path: str, obj) -> Boxes2D:
     return out
 
 
-def _clamp_z(z12: np.ndarray, start: int, end: int, path: str, key: str):
-    """Clamp absolute z extents to [start, end]; return (clamped, number of boxes clamped)."""
+def _clamp_z(z12: np.ndarray, start: int, end: int, path: str, key: str,
+             z_margin: float = 0.0, clamp: bool = True):
+    """Clamp absolute z extents to ``[start - z_margin, end + z_margin]``; return (clamped,
+    number of boxes clamped).  ``clamp=False`` checks the boxes but keeps them."""
     if z12.size == 0:
         return z12, 0
     if (z12[:, 0] > z12[:, 1]).any():
@@ -182,26 +184,34 @@ def _clamp_z(z12: np.ndarray, start: int, end: int, path: str, key: str):
     if (z12[:, 1] < start - _Z_TOLERANCE).any() or (z12[:, 0] > end + _Z_TOLERANCE).any():
         raise AnnotationFormatError(f'{path}: {key}: a box lies outside the sub-volume\'s '
                                     f'slices {start}..{end}: {z12.tolist()}')
-    clamped = np.clip(z12, start, end)
+    if not clamp:
+        return z12, 0
+    clamped = np.clip(z12, start - z_margin, end + z_margin)
     return clamped, int((clamped != z12).any(axis=1).sum())
 
 
-def load_lh_3d(path_or_obj, return_num_clamped: bool = False):
+def load_lh_3d(path_or_obj, return_num_clamped: bool = False, z_margin: float = 0.0,
+               clamp: bool = True):
     """Read a Lesion Harvester 3D file (``3D-Box.pkl``).
 
     Input frame: ``[x1, y1, x2, y2, z1_rel, z2_rel]``, x/y 1-based, z relative to the sub-volume
     start, possibly half-integer and up to 0.5 slice past either end.
 
+    Args:
+        z_margin: z is clamped to ``[start - z_margin, end + z_margin]``: 0 keeps slice indices
+            (import: a box covers slices), 0.5 keeps the slices' continuous extent (3D IoU).
+        clamp: False keeps z as released (still checked).
+
     Returns:
         ``{volume_key: float64 array (n, 6) [x1, y1, x2, y2, z1_abs, z2_abs]}``, x/y 0-based,
-        z absolute and clamped to the sub-volume's slice range (half-integers inside are kept).
+        z absolute and clamped (half-integers inside are kept).
         With ``return_num_clamped`` also the number of boxes whose z was clamped.
     """
-    out, n_clamped = _lh_3d(*_load(path_or_obj, 'lh3d'))
+    out, n_clamped = _lh_3d(*_load(path_or_obj, 'lh3d'), z_margin, clamp)
     return (out, n_clamped) if return_num_clamped else out
 
 
-def _lh_3d(path: str, obj) -> Tuple[Boxes3D, int]:
+def _lh_3d(path: str, obj, z_margin: float = 0.0, clamp: bool = True) -> Tuple[Boxes3D, int]:
     if not isinstance(obj, dict):
         raise AnnotationFormatError(f'{path}: expected a dict of sub-volumes')
     out: Boxes3D = {}
@@ -216,7 +226,8 @@ def _lh_3d(path: str, obj) -> Tuple[Boxes3D, int]:
                                         '(is this a 2D file? use --format lh2d)')
         arr = _as_box_array(boxes, path, raw_key)
         _check_xy(arr[:, :4], path, raw_key)
-        z12, n = _clamp_z(arr[:, 4:6] + vk.start, vk.start, vk.end, path, raw_key)
+        z12, n = _clamp_z(arr[:, 4:6] + vk.start, vk.start, vk.end, path, raw_key, z_margin,
+                          clamp)
         n_clamped += n
         out[key] = np.concatenate([_rounded(arr[:, :4] - 1.0), z12], axis=1)
     return out, n_clamped

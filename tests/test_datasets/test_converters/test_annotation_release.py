@@ -282,3 +282,18 @@ def test_real_release_with_dl_info(shared_data_dir, tmp_path):
     # DL_info.csv: "0.804688, 0.804688, 2", "512, 512", "-175, 275" for this series
     assert im['spacing'] == [0.804688, 0.804688, 2.0] and im['slice_interval'] == 2.0
     assert (im['width'], im['height'], im['dicom_window']) == (512, 512, [-175, 275])
+
+
+def test_lh_3d_z_margin_and_clamp_by_hand():
+    # 13 slices 103..115 (relative 0..12); the release has boxes from -0.5 and past the end
+    boxes = {'000001_01_01_103-115.annot': [[10, 20, 30, 40, -0.5, 13.5]]}
+    key = '000001_01_01_103-115'
+    out, n = load_lh_3d(boxes, return_num_clamped=True)  # slice indices (import)
+    np.testing.assert_allclose(out[key], [[9, 19, 29, 39, 103, 115]])
+    assert n == 1
+    np.testing.assert_allclose(load_lh_3d(boxes, z_margin=0.5)[key][0, 4:], [102.5, 115.5])
+    out, n = load_lh_3d(boxes, clamp=False, return_num_clamped=True)
+    np.testing.assert_allclose(out[key][0, 4:], [102.5, 116.5])
+    assert n == 0
+    with pytest.raises(AnnotationFormatError, match='outside the sub-volume'):
+        load_lh_3d({key: [[10, 20, 30, 40, 14, 15]]}, clamp=False)
