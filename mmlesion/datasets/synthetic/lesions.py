@@ -244,6 +244,38 @@ def place_lesion(ctx: PlacementContext, host: LesionHost, zc_mm: float, marked: 
     return None
 
 
+def sample_tube(rng: np.random.Generator, kind: str, x0: float, y0: float, z0: float,
+                r_px: float, spacing_mm: float, z_lo_mm: float, z_hi_mm: float) -> Tube:
+    """The path of a look-alike tube through ``(x0, y0)`` px at height ``z0`` mm.
+
+    A tilted (up to 0.45 mm in plane per mm of z), gently winding line; a vessel winds less
+    than a bowel loop.  It runs 40 mm past ``[z_lo_mm, z_hi_mm]`` (the series' extent) both
+    ways, unless (30%) it branches off or turns away inside it.  Shared by the phantom and
+    real-anatomy modes; the draw order is fixed so a seed keeps reproducing the same dataset.
+    """
+    sp = spacing_mm
+    g = float(rng.uniform(0.0, 0.45))  # in-plane mm per mm of z
+    ang = float(rng.uniform(0, 2 * math.pi))
+    if kind == 'bowel':
+        period = float(rng.uniform(25, 60))
+    else:
+        period = float(rng.uniform(40, 120))
+    amp_mm = float(rng.uniform(0.1, 1.0)) * period / (2 * math.pi)
+    if kind == 'vessel':
+        amp_mm = min(amp_mm, float(rng.uniform(1.0, 5.0)))
+    span = z_hi_mm - z_lo_mm
+    z_start = z_lo_mm - 40.0
+    z_end = z_hi_mm + 40.0
+    if rng.random() < 0.3:  # the vessel branches off or the loop turns away inside the range
+        if rng.random() < 0.5:
+            z_start = z0 - float(rng.uniform(0.3, 0.8)) * max(span, 20.0)
+        else:
+            z_end = z0 + float(rng.uniform(0.3, 0.8)) * max(span, 20.0)
+    return Tube(x0, y0, z0, g / sp * math.cos(ang), g / sp * math.sin(ang), amp_mm / sp, period,
+                float(rng.uniform(0, 2 * math.pi)), r_px, sp, z_start, z_end,
+                edge_px=float(rng.uniform(0.8, 1.3)))
+
+
 def place_tube(ctx: PlacementContext, th: TubeHost, z_lo_mm: float, z_hi_mm: float,
                size_factor: float, rng: np.random.Generator) -> Optional[LookAlike]:
     """Start a vessel or bowel loop inside its host at a random height of the series."""
@@ -263,26 +295,7 @@ def place_tube(ctx: PlacementContext, th: TubeHost, z_lo_mm: float, z_hi_mm: flo
     py, px = divmod(pick, win[2] - win[0])
     x0 = win[0] + px + float(rng.uniform(-0.5, 0.5))
     y0 = win[1] + py + float(rng.uniform(-0.5, 0.5))
-    g = float(rng.uniform(0.0, 0.45))  # in-plane mm per mm of z
-    ang = float(rng.uniform(0, 2 * math.pi))
-    if th.kind == 'bowel':
-        period = float(rng.uniform(25, 60))
-    else:
-        period = float(rng.uniform(40, 120))
-    amp_mm = float(rng.uniform(0.1, 1.0)) * period / (2 * math.pi)
-    if th.kind == 'vessel':
-        amp_mm = min(amp_mm, float(rng.uniform(1.0, 5.0)))
-    span = z_hi_mm - z_lo_mm
-    z_start = z_lo_mm - 40.0
-    z_end = z_hi_mm + 40.0
-    if rng.random() < 0.3:  # the vessel branches off or the loop turns away inside the range
-        if rng.random() < 0.5:
-            z_start = z0 - float(rng.uniform(0.3, 0.8)) * max(span, 20.0)
-        else:
-            z_end = z0 + float(rng.uniform(0.3, 0.8)) * max(span, 20.0)
-    tube = Tube(x0, y0, z0, g / sp * math.cos(ang), g / sp * math.sin(ang), amp_mm / sp, period,
-                float(rng.uniform(0, 2 * math.pi)), r_px, sp, z_start, z_end,
-                edge_px=float(rng.uniform(0.8, 1.3)))
+    tube = sample_tube(rng, th.kind, x0, y0, z0, r_px, sp, z_lo_mm, z_hi_mm)
     if th.kind == 'vessel':
         hu = float(rng.uniform(100, 250) if th.name == 'lung' else rng.uniform(150, 250))
         la = LookAlike(len(ctx.tubes), 'vessel', th, tube, hu, None, 0.0, 4.0)

@@ -69,7 +69,7 @@ from .generator import (MARKED_PER_VOLUME, MAX_DIAMETER_MM, MIN_IMAGE_SIZE, UNMA
                         add_dl_info_rows, hu_to_png_bytes)
 from .layout import SeriesLayout
 from .lesions import (MAX_C_MM, MIN_DIAMETER_MM, LookAlike, Lesion, lesion_hu,
-                      sample_diameter_mm, sample_lesion_shape)
+                      sample_diameter_mm, sample_lesion_shape, sample_tube)
 from .phantom import LesionHost, TubeHost
 from .shapes import Ellipsoid, Grid, Tube, pv_weight, section_window, soft_ellipse
 
@@ -408,6 +408,21 @@ def resample_mask(mask2d: np.ndarray, aug: RealAugmentation) -> np.ndarray:
     return crop_resample(mask2d.astype(np.float32), aug, fill=0.0) >= 0.5
 
 
+def resampled_real_masks(src: RealSource, aug: RealAugmentation) -> Dict[int, np.ndarray]:
+    """The real lesions that show in a series: ``{source lesion index: (L, n, n) bool}`` on
+    the series' slices ``aug.z0..aug.z1`` and output grid."""
+    n = aug.out_size
+    out = {}
+    for j, m in enumerate(src.lesions):
+        sub = m[aug.z0:aug.z1 + 1]
+        if sub.any():
+            rm = np.stack([resample_mask(s, aug) if s.any() else np.zeros((n, n), bool)
+                           for s in sub])
+            if rm.any():
+                out[j] = rm
+    return out
+
+
 def choose_augmentation(src: RealSource, rng: np.random.Generator, out_size: int,
                         max_slices: int) -> RealAugmentation:
     """Draw a window, flip, crop and intensity jitter for one series (see the module doc)."""
@@ -473,14 +488,8 @@ class RealScene:
         self.tissue = np.stack([_resample_labels(src.tissue[z], aug, f) for z in zs])
         self.exclusion = np.stack([crop_resample(src.exclusion[z].astype(np.float32), aug, 0.0)
                                    > 0 for z in zs])
-        self.real_masks = []  # (source lesion index, (L, n, n) bool)
-        for j, m in enumerate(src.lesions):
-            sub = m[aug.z0:aug.z1 + 1]
-            if sub.any():
-                rm = np.stack([resample_mask(s, aug) if s.any() else np.zeros((n, n), bool)
-                               for s in sub])
-                if rm.any():
-                    self.real_masks.append((j, rm))
+        # (source lesion index, (L, n, n) bool)
+        self.real_masks = list(resampled_real_masks(src, aug).items())
         self.grid = Grid(n, n, np.zeros((n, n), np.float32), np.zeros((n, n), np.float32))
         self.lesions: List[Lesion] = []
         self.tubes: List[LookAlike] = []
@@ -642,21 +651,8 @@ def place_real_tube(scene: RealScene, th: TubeHost,
     y0, x0 = divmod(int(cand[rng.integers(len(cand))]), scene.width)
     x0 += float(rng.uniform(-0.5, 0.5))
     y0 += float(rng.uniform(-0.5, 0.5))
-    g = float(rng.uniform(0.0, 0.45))  # in-plane mm per mm of z
-    ang = float(rng.uniform(0, 2 * math.pi))
-    period = float(rng.uniform(40, 120))
-    amp_mm = min(float(rng.uniform(0.1, 1.0)) * period / (2 * math.pi), float(rng.uniform(1, 5)))
-    z_lo, z_hi = scene.z_mm(-0.5), scene.z_mm(scene.num - 0.5)
-    z_start, z_end = z_lo - 40.0, z_hi + 40.0
-    span = z_hi - z_lo
-    if rng.random() < 0.3:  # the vessel branches off inside the window
-        if rng.random() < 0.5:
-            z_start = z0 - float(rng.uniform(0.3, 0.8)) * max(span, 20.0)
-        else:
-            z_end = z0 + float(rng.uniform(0.3, 0.8)) * max(span, 20.0)
-    tube = Tube(x0, y0, z0, g / sp * math.cos(ang), g / sp * math.sin(ang), amp_mm / sp, period,
-                float(rng.uniform(0, 2 * math.pi)), r_px, sp, z_start, z_end,
-                edge_px=float(rng.uniform(0.8, 1.3)))
+    tube = sample_tube(rng, th.kind, x0, y0, z0, r_px, sp, scene.z_mm(-0.5),
+                       scene.z_mm(scene.num - 0.5))
     if th.name == 'lung':
         hu = float(rng.uniform(0, 60))  # as dense as a solid nodule
     else:  # unenhanced hepatic vessels are darker than the liver
@@ -1008,14 +1004,4 @@ def real_lesion_masks(volume: dict, real_ct_dir: Optional[str] = None) -> Dict[i
     if volume.get('anatomy') != 'real':
         raise ValueError(f'volume {volume.get("key")!r} is not a real-anatomy volume')
     aug = RealAugmentation.from_json(volume['augmentation'])
-    src = load_sources(real_ct_dir)[aug.source]
-    n = aug.out_size
-    out = {}
-    for j, m in enumerate(src.lesions):
-        sub = m[aug.z0:aug.z1 + 1]
-        if sub.any():
-            rm = np.stack([resample_mask(s, aug) if s.any() else np.zeros((n, n), bool)
-                           for s in sub])
-            if rm.any():
-                out[j] = rm
-    return out
+    return resampled_real_masks(load_sources(real_ct_dir)[aug.source], aug)
