@@ -14,6 +14,13 @@ CONFIGS = {
              num_init_features=16),
         dict(type='LesionFPNUpsample', in_channels=[24, 20, 18], out_channels=8),
         dict(type='CenterNetHNSLHead', num_classes=1, in_channels=8, feat_channels=8),
+        dict(type='LesionCenterNet',
+             backbone=dict(type='DenseNet25D', num_slice_groups=3, growth_rate=8,
+                           block_config=(1, 1, 1), num_init_features=16),
+             neck=dict(type='LesionFPNUpsample', in_channels=[24, 20, 18], out_channels=8),
+             bbox_head=dict(type='CenterNetHNSLHead', num_classes=1, in_channels=8,
+                            feat_channels=8),
+             test_cfg=dict(topk=10, local_maximum_kernel=3, max_per_img=10, flip_test=True)),
     ],
     'TRANSFORMS': [
         dict(type='LoadMultiSliceFromFile', num_slices=9),
@@ -26,7 +33,8 @@ CONFIGS = {
         dict(type='IoU3DMetric'),
         dict(type='Recist2DMetric'),
     ],
-    'HOOKS': [dict(type='KeySliceOverlayHook', out_dir='unused')],
+    'HOOKS': [dict(type='KeySliceOverlayHook', out_dir='unused'),
+              dict(type='MemoryFormatHook', memory_format='channels_last')],
 }
 # needs a runner: built and run end to end in tests/test_engine/test_volume_scan.py
 BUILT_ELSEWHERE = {'LOOPS': {'VolumeScanTestLoop'}, 'DATASETS': {'DeepLesionDataset'}}

@@ -1,7 +1,7 @@
 """Generate synthetic CT sub-volumes in the NIH DeepLesion format (SPEC §6).
 
     python tools/make_synthetic.py --out DIR --volumes N --seed S [--image-size 512] \
-        [--slices-mm 5 2.5] [--max-slices 40] [--overwrite] [--quiet]
+        [--slices-mm 5 2.5] [--max-slices 40] [--workers N] [--overwrite] [--quiet]
 
 Writes DIR/Images_png/<series>/<slice>.png (16-bit, HU + 32768), DIR/DL_info.csv, the complete
 ground truth in the Lesion Harvester pickle formats under DIR/ground_truth/ (plus truth.json) and

@@ -32,7 +32,8 @@ SIZE = 128
 @pytest.fixture(scope='module')
 def dataset(tmp_path_factory):
     out = str(tmp_path_factory.mktemp('synthetic') / 'a')
-    summary = generate_dataset(out, N_VOLUMES, seed=7, image_size=SIZE)
+    # 2 forked workers here, 1 in the determinism test: the bytes must not depend on it
+    summary = generate_dataset(out, N_VOLUMES, seed=7, image_size=SIZE, workers=2)
     with open(os.path.join(out, 'ground_truth', 'truth.json')) as f:
         truth = json.load(f)
     with open(os.path.join(out, 'DL_info.csv'), newline='') as f:
@@ -59,9 +60,9 @@ def _read_hu(out, series, k):
     return raw.astype(np.float64) - 32768.0
 
 
-def test_same_seed_same_bytes_other_seed_differs(dataset, tmp_path):
+def test_same_seed_same_bytes_any_workers_other_seed_differs(dataset, tmp_path):
     again = str(tmp_path / 'again')
-    generate_dataset(again, N_VOLUMES, seed=7, image_size=SIZE)
+    generate_dataset(again, N_VOLUMES, seed=7, image_size=SIZE, workers=1)
     files = _png_files(dataset['out'])
     assert files == _png_files(again) and len(files) == dataset['summary']['slices_written']
     names = ['DL_info.csv'] + [os.path.join('ground_truth', n) for n in sorted(
@@ -349,6 +350,9 @@ def test_invalid_arguments(tmp_path):
         generate_dataset(str(tmp_path / 'b'), 1, image_size=32)
     with pytest.raises(ValueError, match='slice intervals'):
         generate_dataset(str(tmp_path / 'c'), 1, slice_intervals_mm=[0.0])
+    with pytest.raises(ValueError, match='workers must be >= 1'):
+        generate_dataset(str(tmp_path / 'd'), 1, workers=0)
+    assert not os.path.exists(tmp_path / 'd')  # refused before anything is written
 
 
 # ------------------------------------------------------------------------ real-anatomy mode
@@ -392,7 +396,7 @@ REAL_N, REAL_SIZE, REAL_SEED = 8, 192, 5
 def real_dataset(tmp_path_factory, real_ct_dir):
     out = str(tmp_path_factory.mktemp('real') / 'a')
     summary = generate_dataset(out, REAL_N, seed=REAL_SEED, image_size=REAL_SIZE,
-                               anatomy='real', real_ct_dir=real_ct_dir)
+                               anatomy='real', real_ct_dir=real_ct_dir, workers=2)
     with open(os.path.join(out, 'ground_truth', 'truth.json')) as f:
         truth = json.load(f)
     with open(os.path.join(out, 'DL_info.csv'), newline='') as f:
@@ -400,10 +404,10 @@ def real_dataset(tmp_path_factory, real_ct_dir):
     return dict(out=out, summary=summary, truth=truth, rows=rows, real_ct=real_ct_dir)
 
 
-def test_real_same_seed_same_bytes(real_dataset, tmp_path):
+def test_real_same_seed_same_bytes_any_workers(real_dataset, tmp_path):
     again = str(tmp_path / 'again')
     generate_dataset(again, REAL_N, seed=REAL_SEED, image_size=REAL_SIZE, anatomy='real',
-                     real_ct_dir=real_dataset['real_ct'])
+                     real_ct_dir=real_dataset['real_ct'], workers=1)
     files = _png_files(real_dataset['out'])
     assert files == _png_files(again) and len(files) == real_dataset['summary']['slices_written']
     names = ['DL_info.csv'] + [os.path.join('ground_truth', n) for n in sorted(

@@ -1,8 +1,9 @@
 # MSCN (multi-slice CenterNet): 2.5D DenseNet-121 truncated after dense block 3, shared over 3 slice
 # groups, 3D context fusion at the last level (MULAN), FPN-style upsampling to stride 4, CenterNet head
 # (SPEC §2.1).  Heatmap focal loss alpha=2, beta=4 (mmdet calls them alpha/gamma); loss weights 1/0.1/1.
+# LesionCenterNet is mmdet's CenterNet plus CenterNet's flip test (test_cfg.flip_test, off here).
 model = dict(
-    type='CenterNet',
+    type='LesionCenterNet',
     data_preprocessor=dict(
         type='DetDataPreprocessor',
         # MULAN subtracts a pixel mean of 50 from the [0, 255] window and does not divide
@@ -38,4 +39,4 @@ model = dict(
         loss_offset=dict(type='L1Loss', loss_weight=1.0),
         hard_negative_radius_rule='same'),
     train_cfg=None,
-    test_cfg=dict(topk=100, local_maximum_kernel=3, max_per_img=100))
+    test_cfg=dict(topk=100, local_maximum_kernel=3, max_per_img=100, flip_test=False))

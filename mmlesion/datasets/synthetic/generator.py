@@ -20,18 +20,21 @@ Determinism: the layout (patients, splits, roles) comes from a generator seeded 
 ``(seed, layout stream)``; each series draws its phantom, lesions and noise from generators
 seeded with ``(seed, 1, patient, study, series)``, independent of every other series' draws.
 The sub-volumes of one series share that series' phantom: they are two slice ranges of one scan.
-The same seed gives the same bytes.
+The same seed gives the same bytes, for any number of ``workers`` (series are rendered in forked
+processes and numbered and written to DL_info.csv in series order).
 """
 import argparse
 import csv
+import functools
 import io
 import math
+import multiprocessing
 import os
 import shutil
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -501,14 +504,6 @@ def add_dl_info_rows(rows: List[list], vol_lesions: List[dict], *, seed: int,
         les_t['csv_row'] = len(rows)
 
 
-def _window_for(organ_name: str, plan: SeriesPlan) -> Tuple[int, int]:
-    if organ_name == 'lung':
-        return LUNG_WINDOW
-    if organ_name == 'bone':
-        return BONE_WINDOW
-    return plan.soft_window
-
-
 def _lh_box(box0: Sequence[float], z_rel: float) -> list:
     """A Lesion Harvester box: 1-based x/y, relative z, numpy float64 values like the releases."""
     return [np.float64(_r3(v + 1.0)) for v in box0] + [np.float64(z_rel), np.float64(z_rel)]
@@ -538,7 +533,8 @@ def generate_dataset(out_dir: str, num_volumes: int, seed: int = 0, image_size: 
                      max_slices: int = 40, small_image_fraction: float = 0.1,
                      noisy_fraction: float = 0.02, overwrite: bool = False,
                      verbose: bool = False, anatomy: str = 'phantom',
-                     real_ct_dir: Optional[str] = None, held_out: str = 'lung1') -> dict:
+                     real_ct_dir: Optional[str] = None, held_out: str = 'lung1',
+                     workers: Optional[int] = None) -> dict:
     """Generate ``num_volumes`` synthetic sub-volumes in DeepLesion's format under ``out_dir``.
 
     Args:
@@ -565,6 +561,8 @@ def generate_dataset(out_dir: str, num_volumes: int, seed: int = 0, image_size: 
             ``$MMLESION_SHARED_DATA/real_ct`` or ``../shared/data/real_ct`` beside the repo.
         held_out: ``anatomy='real'``: the real volume reserved for the test split
             (``'lung1'`` or ``'lung2'``); the other one gives train and val.
+        workers: processes rendering series in parallel (default: the CPUs this process may
+            use; 1: no extra process).  The same seed gives the same bytes for any number.
 
     Returns:
         the summary dict, also written to ``out_dir/summary.json``.
@@ -591,17 +589,20 @@ def generate_dataset(out_dir: str, num_volumes: int, seed: int = 0, image_size: 
     if anatomy == 'real':
         from .real_anatomy import load_sources
         sources = load_sources(real_ct_dir, held_out)  # fails before anything is written
+    workers = default_workers() if workers is None else int(workers)
+    if workers < 1:
+        raise ValueError(f'workers must be >= 1, got {workers}')
     out_dir = prepare_output_dir(out_dir, overwrite)
 
     if anatomy == 'real':
         from .real_anatomy import generate_real_volumes
         rows, truth_volumes, n_slices, real_info = generate_real_volumes(
             out_dir, sources, int(num_volumes), int(seed), int(image_size), int(max_slices),
-            small_image_fraction, noisy_fraction, held_out, verbose, t0)
+            small_image_fraction, noisy_fraction, held_out, verbose, t0, workers)
     else:
         rows, truth_volumes, n_slices = _generate_phantom_volumes(
             out_dir, int(num_volumes), int(seed), int(image_size), intervals, int(max_slices),
-            small_image_fraction, noisy_fraction, verbose, t0)
+            small_image_fraction, noisy_fraction, verbose, t0, workers)
 
     _write_dl_info(os.path.join(out_dir, 'DL_info.csv'), rows)
     gt_counts = _write_ground_truth(os.path.join(out_dir, 'ground_truth'), truth_volumes)
@@ -660,68 +661,144 @@ def _real_summary(volumes: List[dict]) -> dict:
                 real_lesions=len(real), real_lesions_marked=sum(les['marked'] for les in real))
 
 
+def _phantom_body_level(level0: float, dz: float, key: int) -> float:
+    return level0 + key * dz / BODY_LEVEL_MM
+
+
+def _phantom_window_for(soft_window: Tuple[int, int], organ_name: str) -> Tuple[int, int]:
+    if organ_name == 'lung':
+        return LUNG_WINDOW
+    if organ_name == 'bone':
+        return BONE_WINDOW
+    return tuple(soft_window)
+
+
+def _phantom_series_volumes(layout: SeriesLayout, out_dir: str, seed: int, image_size: int,
+                            intervals: Sequence[float], max_slices: int,
+                            small_image_fraction: float, noisy_fraction: float
+                            ) -> Tuple[List[Tuple[dict, dict]], int]:
+    """Plan and render one phantom series: its ``(truth volume, DL_info row arguments)`` per
+    sub-volume (lesion and look-alike ids local, see :func:`assemble_series`) and the slices
+    written.  Depends only on the seed and the layout."""
+    plan = plan_series(layout, seed, image_size, intervals, max_slices,
+                       small_image_fraction, noisy_fraction)
+    records, written = render_series(plan, out_dir)
+    sp, dz = plan.spacing_mm, plan.slice_interval_mm
+    out = []
+    for sv in plan.subvolumes:
+        vol_lesions = []
+        for les in plan.lesions:
+            recs = records.get((sv.index, 'lesion', les.index))
+            if les.subvolume != sv.index:
+                if recs:
+                    raise RuntimeError(f'{sv.key}: lesion of another sub-volume visible '
+                                       '(internal error)')
+                continue
+            if not recs:
+                if les.marked:
+                    raise RuntimeError(f'{sv.key}: marked lesion invisible (internal error)')
+                continue  # an unmarked lesion too thin to show on any slice: not in the data
+            vol_lesions.append(_lesion_truth(plan, sv, les, recs, len(vol_lesions)))
+        vol_lookalikes = []
+        for la in plan.lookalikes:
+            recs = records.get((sv.index, 'lookalike', la.index))
+            if recs:
+                vol_lookalikes.append(_lookalike_truth(plan, la, recs, len(vol_lookalikes)))
+        volume = dict(
+            key=sv.key, series=plan.name, patient_index=layout.patient,
+            study_index=layout.study, series_id=layout.series, subvolume_index=sv.index,
+            slice_range=[sv.start, sv.end], num_slices=sv.end - sv.start + 1,
+            spacing=[sp, sp, dz], slice_interval=dz, image_size=[plan.width, plan.height],
+            split=layout.split, role=sv.role, complete=sv.role != 'V_H', region=plan.region,
+            noise_hu=_r3(plan.noise_hu), soft_window=list(plan.soft_window),
+            gender=layout.gender, age=layout.age,
+            marked_key_slices=sv.key_slices, lesions=vol_lesions,
+            lookalikes=vol_lookalikes)
+        row_args = dict(
+            layout=layout, name=plan.name, width=plan.width, height=plan.height, spacing_mm=sp,
+            slice_interval_mm=dz, slice_range=(sv.start, sv.end),
+            body_level=functools.partial(_phantom_body_level, plan.level0, dz),
+            window_for=functools.partial(_phantom_window_for, tuple(plan.soft_window)))
+        out.append((volume, row_args))
+    return out, written
+
+
+# (build, args) of the running map_series, read by its forked workers (inherited, not pickled)
+_MAP_STATE: Optional[tuple] = None
+
+
+def _map_worker(layout):
+    build, args = _MAP_STATE
+    return build(layout, *args)
+
+
+def default_workers() -> int:
+    """Generator worker processes by default: the CPUs this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def map_series(build: Callable, layouts: Sequence, args: tuple, workers: int) -> Iterator:
+    """``build(layout, *args)`` for every layout, yielded in layout order.
+
+    ``workers`` > 1 runs them in that many forked processes (the real CTs and other ``args``
+    are inherited, not pickled); every series draws from its own seed, so the results do not
+    depend on ``workers``.  Falls back to this process where fork is unavailable."""
+    global _MAP_STATE
+    workers = min(int(workers), len(layouts))
+    if workers <= 1 or 'fork' not in multiprocessing.get_all_start_methods():
+        for layout in layouts:
+            yield build(layout, *args)
+        return
+    _MAP_STATE = (build, args)
+    try:
+        with multiprocessing.get_context('fork').Pool(workers) as pool:
+            yield from pool.imap(_map_worker, layouts, chunksize=1)
+    finally:
+        _MAP_STATE = None
+
+
+def assemble_series(series_outputs: Iterable[Tuple[List[Tuple[dict, dict]], int]], *,
+                    seed: int, num_volumes: int, what: str, verbose: bool, t0: float
+                    ) -> Tuple[List[list], List[dict], int]:
+    """Number the lesions and look-alikes of the series (in order) and write their DL_info
+    rows; returns (DL_info rows, truth volumes, slices written)."""
+    rows: List[list] = []
+    volumes: List[dict] = []
+    n_slices = lesion_id = lookalike_id = 0
+    step = max(1, num_volumes // 10)
+    next_report = step
+    for series_volumes, written in series_outputs:
+        n_slices += written
+        for volume, row_args in series_volumes:
+            for les in volume['lesions']:
+                les['id'] = lesion_id
+                lesion_id += 1
+            for la in volume['lookalikes']:
+                la['id'] = lookalike_id
+                lookalike_id += 1
+            add_dl_info_rows(rows, volume['lesions'], seed=seed, **row_args)
+            volumes.append(volume)
+        if verbose and (len(volumes) >= next_report or len(volumes) == num_volumes):
+            next_report = (len(volumes) // step + 1) * step
+            print(f'[make_synthetic] {len(volumes)}/{num_volumes} {what}sub-volumes, '
+                  f'{n_slices} slices, {time.time() - t0:.1f} s', flush=True)
+    return rows, volumes, n_slices
+
+
 def _generate_phantom_volumes(out_dir: str, num_volumes: int, seed: int, image_size: int,
                               intervals: Sequence[float], max_slices: int,
                               small_image_fraction: float, noisy_fraction: float,
-                              verbose: bool, t0: float) -> Tuple[List[list], List[dict], int]:
+                              verbose: bool, t0: float, workers: int = 1
+                              ) -> Tuple[List[list], List[dict], int]:
     """Render the phantom series; returns (DL_info rows, truth volumes, slices written)."""
     layouts = plan_layout(num_volumes, seed)
-    rows: List[list] = []
-    truth_volumes: List[dict] = []
-    n_slices = 0
-    lesion_id = 0
-    lookalike_id = 0
-    done_volumes = 0
-    for si, layout in enumerate(layouts):
-        plan = plan_series(layout, seed, image_size, intervals, max_slices,
-                           small_image_fraction, noisy_fraction)
-        records, written = render_series(plan, out_dir)
-        n_slices += written
-        sp, dz = plan.spacing_mm, plan.slice_interval_mm
-        for sv in plan.subvolumes:
-            vol_lesions = []
-            for les in plan.lesions:
-                recs = records.get((sv.index, 'lesion', les.index))
-                if les.subvolume != sv.index:
-                    if recs:
-                        raise RuntimeError(f'{sv.key}: lesion of another sub-volume visible '
-                                           '(internal error)')
-                    continue
-                if not recs:
-                    if les.marked:
-                        raise RuntimeError(f'{sv.key}: marked lesion invisible (internal error)')
-                    continue  # an unmarked lesion too thin to show on any slice: not in the data
-                vol_lesions.append(_lesion_truth(plan, sv, les, recs, lesion_id))
-                lesion_id += 1
-            vol_lookalikes = []
-            for la in plan.lookalikes:
-                recs = records.get((sv.index, 'lookalike', la.index))
-                if recs:
-                    vol_lookalikes.append(_lookalike_truth(plan, la, recs, lookalike_id))
-                    lookalike_id += 1
-            split = layout.split
-            add_dl_info_rows(
-                rows, vol_lesions, seed=seed, layout=layout, name=plan.name, width=plan.width,
-                height=plan.height, spacing_mm=sp, slice_interval_mm=dz,
-                slice_range=(sv.start, sv.end),
-                body_level=lambda key: plan.level0 + key * dz / BODY_LEVEL_MM,
-                window_for=lambda organ: _window_for(organ, plan))
-            truth_volumes.append(dict(
-                key=sv.key, series=plan.name, patient_index=layout.patient,
-                study_index=layout.study, series_id=layout.series, subvolume_index=sv.index,
-                slice_range=[sv.start, sv.end], num_slices=sv.end - sv.start + 1,
-                spacing=[sp, sp, dz], slice_interval=dz, image_size=[plan.width, plan.height],
-                split=split, role=sv.role, complete=sv.role != 'V_H', region=plan.region,
-                noise_hu=_r3(plan.noise_hu), soft_window=list(plan.soft_window),
-                gender=layout.gender, age=layout.age,
-                marked_key_slices=sv.key_slices, lesions=vol_lesions,
-                lookalikes=vol_lookalikes))
-            done_volumes += 1
-        if verbose and (si == len(layouts) - 1 or (si + 1) % max(1, len(layouts) // 10) == 0):
-            print(f'[make_synthetic] {done_volumes}/{num_volumes} sub-volumes, {n_slices} slices, '
-                  f'{time.time() - t0:.1f} s', flush=True)
-
-    return rows, truth_volumes, n_slices
+    args = (out_dir, seed, image_size, intervals, max_slices, small_image_fraction,
+            noisy_fraction)
+    return assemble_series(map_series(_phantom_series_volumes, layouts, args, workers),
+                           seed=seed, num_volumes=num_volumes, what='', verbose=verbose, t0=t0)
 
 
 def _write_dl_info(path: str, rows: List[list]) -> None:
@@ -833,6 +910,9 @@ def parse_args(argv=None):
     parser.add_argument('--held-out', default='lung1', choices=('lung1', 'lung2'),
                         help='--anatomy real: the real volume that gives the test split (the '
                         'other gives train and val; default lung1)')
+    parser.add_argument('--workers', type=int, default=None,
+                        help='processes rendering series in parallel (default: the CPUs '
+                        'available; the output bytes do not depend on it)')
     parser.add_argument('--overwrite', action='store_true',
                         help='replace a dataset already in --out')
     parser.add_argument('--quiet', action='store_true')
@@ -846,7 +926,7 @@ def main(argv=None) -> dict:
         slice_intervals_mm=args.slices_mm, max_slices=args.max_slices,
         small_image_fraction=args.small_image_fraction, noisy_fraction=args.noisy_fraction,
         overwrite=args.overwrite, verbose=not args.quiet, anatomy=args.anatomy,
-        real_ct_dir=args.real_ct_dir, held_out=args.held_out)
+        real_ct_dir=args.real_ct_dir, held_out=args.held_out, workers=args.workers)
     if not args.quiet:
         print(f"[make_synthetic] wrote {summary['volumes']} sub-volumes "
               f"({summary['slices_written']} slices, {summary['lesions']} lesions, "

@@ -48,6 +48,7 @@ the test anatomy is never seen in training *nor in model selection*; val shares 
 patient with new windows, crops and lesions.  Test numbers thus measure generalisation to an
 unseen patient, val numbers are optimistic.
 """
+import functools
 import math
 import os
 import time
@@ -66,7 +67,7 @@ from ..realct import (LUNG_WINDOW, REAL_CT_IDS, REAL_CT_NAMES, SOFT_WINDOW, Real
 from ..volume_key import series_name, slice_file_name, volume_key
 from .generator import (MARKED_PER_VOLUME, MAX_DIAMETER_MM, MIN_IMAGE_SIZE, UNMARKED_MEAN,
                         SubVolume, _g, _gauss_kernel_sq_sum, _lesion_truth, _lookalike_truth, _r3,
-                        add_dl_info_rows, hu_to_png_bytes)
+                        assemble_series, hu_to_png_bytes, map_series)
 from .layout import SeriesLayout
 from .lesions import (MAX_C_MM, MIN_DIAMETER_MM, LookAlike, Lesion, lesion_hu,
                       sample_diameter_mm, sample_lesion_shape, sample_tube)
@@ -913,66 +914,80 @@ def _real_lesion_truth(series: RealSeries, j: int, mask: np.ndarray, lesion_id: 
         volume_mm3=round(d['num_voxels'] * sp * sp * scene.dz, 3), **d)
 
 
+def _real_body_level(n_src: int, dz: float, key: int) -> float:
+    return body_level(key - 1, n_src, dz)
+
+
+def _real_window_for(organ: str) -> Tuple[int, int]:
+    return LUNG_WINDOW if organ == 'lung' else SOFT_WINDOW
+
+
+def _real_series_volumes(layout: RealSeriesLayout, out_dir: str, sources: Dict[str, RealSource],
+                         seed: int, image_size: int, max_slices: int,
+                         small_image_fraction: float, noisy_fraction: float
+                         ) -> Tuple[List[Tuple[dict, dict]], int]:
+    """Plan and render one real-anatomy series (one sub-volume): ``[(truth volume, DL_info row
+    arguments)]`` (lesion and look-alike ids local, see
+    :func:`~.generator.assemble_series`) and the slices written.  Depends only on the seed
+    and the layout."""
+    src = sources[layout.source]
+    series = plan_real_series(layout, src, seed, image_size, max_slices,
+                              small_image_fraction, noisy_fraction)
+    records, written = render_real_series(series, out_dir)
+    scene, sv = series.scene, series.sv
+    sp, dz = scene.spacing_mm, scene.dz
+    geom = SimpleNamespace(spacing_mm=sp, slice_interval_mm=dz, width=scene.width,
+                           height=scene.height)
+    vol_lesions = []
+    for les in scene.lesions:
+        recs = records.get(('lesion', les.index))
+        if not recs:
+            if les.marked:
+                raise RuntimeError(f'{sv.key}: marked lesion invisible (internal error)')
+            continue
+        t = _lesion_truth(geom, sv, les, recs, len(vol_lesions))
+        t['origin'] = 'synthetic'
+        vol_lesions.append(t)
+    for n_real, (j, mask) in enumerate(scene.real_masks):
+        vol_lesions.append(_real_lesion_truth(series, j, mask, len(vol_lesions),
+                                              len(scene.lesions) + n_real))
+    vol_lookalikes = []
+    for la in scene.tubes:
+        recs = records.get(('lookalike', la.index))
+        if recs:
+            vol_lookalikes.append(_lookalike_truth(geom, la, recs, len(vol_lookalikes)))
+    volume = dict(
+        key=sv.key, series=series.name, patient_index=layout.patient,
+        study_index=layout.study, series_id=layout.series, subvolume_index=0,
+        slice_range=[sv.start, sv.end], num_slices=sv.end - sv.start + 1,
+        spacing=[sp, sp, dz], slice_interval=dz, image_size=[scene.width, scene.height],
+        split=layout.split, role=sv.role, complete=sv.role != 'V_H', region=_region(scene),
+        noise_hu=_r3(series.noise_amp), soft_window=list(SOFT_WINDOW), gender=None, age=None,
+        marked_key_slices=sv.key_slices, lesions=vol_lesions, lookalikes=vol_lookalikes,
+        anatomy='real', source_volume=src.name, augmentation=scene.aug.to_json())
+    row_args = dict(
+        layout=layout, name=series.name, width=scene.width, height=scene.height,
+        spacing_mm=sp, slice_interval_mm=dz, slice_range=(sv.start, sv.end),
+        body_level=functools.partial(_real_body_level, src.num_slices, dz),
+        window_for=_real_window_for)
+    return [(volume, row_args)], written
+
+
 def generate_real_volumes(out_dir: str, sources: Dict[str, RealSource], num_volumes: int,
                           seed: int, image_size: int, max_slices: int,
                           small_image_fraction: float, noisy_fraction: float, held_out: str,
-                          verbose: bool, t0: float) -> Tuple[List[list], List[dict], int, dict]:
-    """The real-anatomy series; returns (DL_info rows, truth volumes, slices written, info)."""
+                          verbose: bool, t0: float, workers: int = 1
+                          ) -> Tuple[List[list], List[dict], int, dict]:
+    """The real-anatomy series; returns (DL_info rows, truth volumes, slices written, info).
+
+    ``workers`` > 1 renders the series in that many forked processes; the bytes written do not
+    depend on it."""
     layouts = plan_real_layout(num_volumes, seed, held_out)
-    rows: List[list] = []
-    volumes: List[dict] = []
-    n_slices = lesion_id = lookalike_id = 0
-    geom = None
-    for si, layout in enumerate(layouts):
-        src = sources[layout.source]
-        series = plan_real_series(layout, src, seed, image_size, max_slices,
-                                  small_image_fraction, noisy_fraction)
-        records, written = render_real_series(series, out_dir)
-        n_slices += written
-        scene, sv = series.scene, series.sv
-        sp, dz = scene.spacing_mm, scene.dz
-        geom = SimpleNamespace(spacing_mm=sp, slice_interval_mm=dz, width=scene.width,
-                               height=scene.height)
-        vol_lesions = []
-        for les in scene.lesions:
-            recs = records.get(('lesion', les.index))
-            if not recs:
-                if les.marked:
-                    raise RuntimeError(f'{sv.key}: marked lesion invisible (internal error)')
-                continue
-            t = _lesion_truth(geom, sv, les, recs, lesion_id)
-            t['origin'] = 'synthetic'
-            vol_lesions.append(t)
-            lesion_id += 1
-        for n_real, (j, mask) in enumerate(scene.real_masks):
-            vol_lesions.append(_real_lesion_truth(series, j, mask, lesion_id,
-                                                  len(scene.lesions) + n_real))
-            lesion_id += 1
-        vol_lookalikes = []
-        for la in scene.tubes:
-            recs = records.get(('lookalike', la.index))
-            if recs:
-                vol_lookalikes.append(_lookalike_truth(geom, la, recs, lookalike_id))
-                lookalike_id += 1
-        n_src = src.num_slices
-        add_dl_info_rows(
-            rows, vol_lesions, seed=seed, layout=layout, name=series.name, width=scene.width,
-            height=scene.height, spacing_mm=sp, slice_interval_mm=dz,
-            slice_range=(sv.start, sv.end),
-            body_level=lambda key: body_level(key - 1, n_src, dz),
-            window_for=lambda organ: LUNG_WINDOW if organ == 'lung' else SOFT_WINDOW)
-        volumes.append(dict(
-            key=sv.key, series=series.name, patient_index=layout.patient,
-            study_index=layout.study, series_id=layout.series, subvolume_index=0,
-            slice_range=[sv.start, sv.end], num_slices=sv.end - sv.start + 1,
-            spacing=[sp, sp, dz], slice_interval=dz, image_size=[scene.width, scene.height],
-            split=layout.split, role=sv.role, complete=sv.role != 'V_H', region=_region(scene),
-            noise_hu=_r3(series.noise_amp), soft_window=list(SOFT_WINDOW), gender=None, age=None,
-            marked_key_slices=sv.key_slices, lesions=vol_lesions, lookalikes=vol_lookalikes,
-            anatomy='real', source_volume=src.name, augmentation=scene.aug.to_json()))
-        if verbose and (si == len(layouts) - 1 or (si + 1) % max(1, len(layouts) // 10) == 0):
-            print(f'[make_synthetic] {si + 1}/{num_volumes} real-anatomy sub-volumes, '
-                  f'{n_slices} slices, {time.time() - t0:.1f} s', flush=True)
+    args = (out_dir, sources, seed, image_size, max_slices, small_image_fraction,
+            noisy_fraction)
+    rows, volumes, n_slices = assemble_series(
+        map_series(_real_series_volumes, layouts, args, workers), seed=seed,
+        num_volumes=num_volumes, what='real-anatomy ', verbose=verbose, t0=t0)
     info = dict(
         anatomy='real', held_out=held_out,
         sources={name: dict(files=list(s.files), shape_zyx=list(s.hu.shape),

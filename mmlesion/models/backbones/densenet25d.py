@@ -109,6 +109,12 @@ class Transition(nn.Module):
         return F.avg_pool2d(self.conv(F.relu(self.norm(x))), 2, 2)
 
 
+def _is_channels_last(weight: Tensor) -> bool:
+    """True when a 4-D weight is stored NHWC and not also NCHW-contiguous."""
+    return (weight.is_contiguous(memory_format=torch.channels_last)
+            and not weight.is_contiguous())
+
+
 @MODELS.register_module()
 class DenseNet25D(BaseModule):
     """2.5D DenseNet (DenseNet-121 truncated after dense block 3) shared
@@ -313,6 +319,9 @@ class DenseNet25D(BaseModule):
         n, _, h, w = x.shape
         # sample-major batch: row n * G + g is group g of sample n
         x = x.reshape(n * n_groups, self.in_channels_per_group, h, w)
+        if _is_channels_last(self.conv0.weight):
+            # follow the weights' layout (MemoryFormatHook) instead of converting at conv0
+            x = x.contiguous(memory_format=torch.channels_last)
         x = F.max_pool2d(
             F.relu(self.norm0(self.conv0(x))), 3, stride=2, padding=1)
         outs = []

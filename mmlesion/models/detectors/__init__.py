@@ -1,0 +1,3 @@
+from .lesion_centernet import LesionCenterNet
+
+__all__ = ['LesionCenterNet']
