@@ -47,3 +47,21 @@ def synthetic_converted(tmp_path_factory):
     generate_dataset(str(root), num_volumes=10, seed=3, image_size=128)
     convert_deeplesion(str(root), str(root / 'annotations'), log=lambda *a, **k: None)
     return root
+
+
+@pytest.fixture
+def tiny_detector_cfg():
+    """A fresh config dict of a small MSCN (``LesionCenterNet``, DenseNet25D blocks (2, 3, 4),
+    growth 8): the real components at a few thousand parameters, for fast model tests.
+    Channels: 16 + 2*8 = 32 -> 16 + 3*8 = 40 -> 20 + 4*8 = 52."""
+    return dict(
+        type='LesionCenterNet',
+        data_preprocessor=dict(type='DetDataPreprocessor', mean=[50.0], std=[1.0],
+                               bgr_to_rgb=False, pad_size_divisor=16),
+        backbone=dict(type='DenseNet25D', num_slice_groups=3, growth_rate=8,
+                      block_config=(2, 3, 4), bn_size=2, num_init_features=16),
+        neck=dict(type='LesionFPNUpsample', in_channels=[32, 40, 52], out_channels=16,
+                  feat_channels=16),
+        bbox_head=dict(type='CenterNetHNSLHead', num_classes=1, in_channels=16,
+                       feat_channels=16),
+        test_cfg=dict(topk=10, local_maximum_kernel=3, max_per_img=10, flip_test=False))

@@ -7,18 +7,6 @@ from mmdet.registry import HOOKS, MODELS
 from mmlesion.engine import MemoryFormatHook, to_memory_format
 from mmlesion.models import DenseNet25D
 
-TINY_DET = dict(
-    type='CenterNet',
-    data_preprocessor=dict(type='DetDataPreprocessor', mean=[50.0], std=[1.0],
-                           bgr_to_rgb=False, pad_size_divisor=16),
-    backbone=dict(type='DenseNet25D', num_slice_groups=3, growth_rate=8, block_config=(2, 3, 4),
-                  bn_size=2, num_init_features=16),
-    neck=dict(type='LesionFPNUpsample', in_channels=[32, 40, 52], out_channels=16,
-              feat_channels=16),
-    bbox_head=dict(type='CenterNetHNSLHead', num_classes=1, in_channels=16, feat_channels=16),
-    test_cfg=dict(topk=10, local_maximum_kernel=3, max_per_img=10))
-
-
 def _conv_weights(model):
     return [m.weight for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
 
@@ -28,9 +16,9 @@ class _Runner:
         self.model = model
 
 
-def test_hook_converts_every_conv_weight_and_back():
+def test_hook_converts_every_conv_weight_and_back(tiny_detector_cfg):
     init_default_scope('mmdet')
-    model = MODELS.build(TINY_DET)
+    model = MODELS.build(tiny_detector_cfg)
     hook = HOOKS.build(dict(type='MemoryFormatHook'))
     hook.before_run(_Runner(model))
     weights = _conv_weights(model)
@@ -39,7 +27,12 @@ def test_hook_converts_every_conv_weight_and_back():
     assert nhwc_only
     assert all(w.is_contiguous(memory_format=torch.channels_last) for w in weights)
     assert not any(w.is_contiguous() for w in nhwc_only)
-    MemoryFormatHook('contiguous').before_test(_Runner(model))
+    # before_run precedes every checkpoint load; loading a plain NCHW state keeps the layout
+    plain = MODELS.build(tiny_detector_cfg).state_dict()
+    model.load_state_dict(plain)
+    assert not any(w.is_contiguous() for w in nhwc_only)
+    torch.testing.assert_close(model.state_dict(), plain)
+    MemoryFormatHook('contiguous').before_run(_Runner(model))
     assert all(w.is_contiguous() for w in _conv_weights(model))
 
 
@@ -57,10 +50,10 @@ def test_channels_last_backbone_computes_the_same_features():
         torch.testing.assert_close(o, r, rtol=1e-4, atol=1e-4)
 
 
-def test_channels_last_detector_predicts_the_same_boxes():
+def test_channels_last_detector_predicts_the_same_boxes(tiny_detector_cfg):
     init_default_scope('mmdet')
     torch.manual_seed(0)
-    model = MODELS.build(TINY_DET).eval()
+    model = MODELS.build(tiny_detector_cfg).eval()
     x = torch.randn(1, 9, 64, 64)
     with torch.no_grad():
         ref = model.bbox_head(model.neck(model.backbone(x)))

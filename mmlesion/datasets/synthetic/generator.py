@@ -670,7 +670,7 @@ def _phantom_window_for(soft_window: Tuple[int, int], organ_name: str) -> Tuple[
         return LUNG_WINDOW
     if organ_name == 'bone':
         return BONE_WINDOW
-    return tuple(soft_window)
+    return soft_window
 
 
 def _phantom_series_volumes(layout: SeriesLayout, out_dir: str, seed: int, image_size: int,

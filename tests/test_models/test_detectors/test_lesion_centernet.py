@@ -11,17 +11,6 @@ from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmlesion.models import LesionCenterNet
 
-TINY = dict(
-    type='LesionCenterNet',
-    data_preprocessor=dict(type='DetDataPreprocessor', mean=[50.0], std=[1.0],
-                           bgr_to_rgb=False, pad_size_divisor=16),
-    backbone=dict(type='DenseNet25D', num_slice_groups=3, growth_rate=8, block_config=(2, 3, 4),
-                  bn_size=2, num_init_features=16),
-    neck=dict(type='LesionFPNUpsample', in_channels=[32, 40, 52], out_channels=16,
-              feat_channels=16),
-    bbox_head=dict(type='CenterNetHNSLHead', num_classes=1, in_channels=16, feat_channels=16),
-    test_cfg=dict(topk=5, local_maximum_kernel=3, max_per_img=5))
-
 
 def _data(n=2, h=64, w=64, seed=0):
     g = torch.Generator().manual_seed(seed)
@@ -36,9 +25,9 @@ def _data(n=2, h=64, w=64, seed=0):
                 data_samples=samples)
 
 
-def _build(flip_test):
+def _build(cfg, flip_test):
     init_default_scope('mmdet')
-    cfg = copy.deepcopy(TINY)
+    cfg = copy.deepcopy(cfg)
     cfg['test_cfg']['flip_test'] = flip_test
     torch.manual_seed(0)
     return MODELS.build(cfg).eval()
@@ -48,10 +37,11 @@ def _boxes(samples):
     return [(s.pred_instances.bboxes, s.pred_instances.scores) for s in samples]
 
 
-def test_without_flip_test_it_is_mmdet_centernet():
-    model = _build(False)
-    cfg = copy.deepcopy(TINY)
+def test_without_flip_test_it_is_mmdet_centernet(tiny_detector_cfg):
+    model = _build(tiny_detector_cfg, False)
+    cfg = copy.deepcopy(tiny_detector_cfg)
     cfg['type'] = 'CenterNet'
+    del cfg['test_cfg']['flip_test']
     plain = MODELS.build(cfg).eval()
     plain.load_state_dict(model.state_dict())
     with torch.no_grad():
@@ -61,12 +51,12 @@ def test_without_flip_test_it_is_mmdet_centernet():
         torch.testing.assert_close(s1, s2)
 
 
-def test_flip_test_averages_mirrored_maps_by_hand(monkeypatch):
+def test_flip_test_averages_mirrored_maps_by_hand(monkeypatch, tiny_detector_cfg):
     """Stride-4 maps 1 x 16 x 16 for a 64 x 64 input.  The direct pass has a peak 0.6 at
     column 3 and one 0.4 at column 10; the mirrored pass a peak 0.8 at column 12 (= column 3
     mirrored) and nothing else.  Expected: 0.7 at column 3 with the mean wh, 0.2 at column
     10, and the direct pass's offsets."""
-    model = _build(True)
+    model = _build(tiny_detector_cfg, True)
     h = w = 16
     heat = torch.zeros(2, 1, h, w)
     heat[0, 0, 5, 3] = 0.6
@@ -104,10 +94,11 @@ def test_flip_test_averages_mirrored_maps_by_hand(monkeypatch):
 
 
 @pytest.mark.parametrize('seed', [0, 1])
-def test_flip_test_of_a_mirror_symmetric_image_equals_plain_heatmap_symmetrised(seed):
+def test_flip_test_of_a_mirror_symmetric_image_equals_plain_heatmap_symmetrised(
+        seed, tiny_detector_cfg):
     """With real weights: flip_test on image I equals plain decoding of the mean of the
     heatmaps of I and of mirror(I) mirrored back, computed here without the flip code."""
-    model = _build(True)
+    model = _build(tiny_detector_cfg, True)
     data = _data(n=1, seed=seed)
     with torch.no_grad():
         flipped = model.test_step(data)[0].pred_instances
