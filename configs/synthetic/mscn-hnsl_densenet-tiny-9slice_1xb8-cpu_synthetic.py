@@ -34,7 +34,7 @@ model = dict(
 
 train_pipeline = [
     dict(type='LoadMultiSliceFromFile', num_slices=num_slices, slice_interval_mm=2.0,
-         window_hu=window_hu),
+         window_hu=window_hu, cache_samples=1000),
     dict(type='LoadLesionAnnotations', with_bbox=True),
     # A few hundred key slices are memorised within 20 epochs (train sens@4 0.90, val 0.42), so the
     # synthetic config augments *(ours)*: spacing jitter around the test spacing (multi-scale
@@ -47,6 +47,7 @@ train_pipeline = [
         for spacing, size in ((1.1, 208), (target_spacing_mm, max_size), (1.3, 176))]),
     dict(type='RandomFlip', prob=[0.25, 0.25, 0.25],
          direction=['horizontal', 'vertical', 'diagonal']),
+    dict(type='RandomLesionCrop', crop_size=128, lesion_prob=0.9),
     dict(type='PackLesionInputs'),
 ]
 test_pipeline = [
@@ -74,8 +75,8 @@ test_dataloader = dict(
 # lr 3e-3, 600 x 14 0.77 in 713 s, 600 x 16 0.76.  Then channels-last weights and 208 px
 # instead of 224 px batches made an iteration ~20% cheaper: 600 x 20 0.82 (24 epochs: 0.84, but
 # `make demo` would take over 20 min).
-max_epochs = 20
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=10)
+max_epochs = 24
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=max_epochs)
 optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',
@@ -86,6 +87,7 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', begin=0, end=max_epochs, by_epoch=True, eta_min=2e-5)
 ]
 auto_scale_lr = dict(base_batch_size=8)
+randomness = dict(seed=0)
 # NHWC weights: ~15% faster training steps and ~35% faster inference on a 2-core CPU
 custom_hooks = [dict(type='MemoryFormatHook', memory_format='channels_last')]
 default_hooks = dict(

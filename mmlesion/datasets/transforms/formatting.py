@@ -64,7 +64,8 @@ class PackLesionInputs(PackDetInputs):
             raise ValueError(
                 f'gt_hard_negative_flags has shape {flags.shape} but there are {num_boxes} boxes '
                 f'({results.get("img_path")!r}): a transform dropped boxes without updating the '
-                'flags (crops and FilterAnnotations are not supported with hard negatives)')
+                'flags (with hard negatives, crop with RandomLesionCrop; mmdet\'s crops and '
+                'FilterAnnotations do not know the flags)')
         ignore = np.asarray(results.get('gt_ignore_flags', np.zeros(num_boxes, dtype=bool)),
                             dtype=bool)
         positives = np.flatnonzero(~flags)

@@ -78,6 +78,33 @@ def test_uint8_output_and_cached_reader(tmp_path):
         LoadMultiSliceFromFile(to_float32=False, out_range=(0, 1000))
 
 
+def test_sample_cache_decodes_each_key_slice_once(tmp_path):
+    folder = str(tmp_path / '000001_01_01')
+    _write_series(folder, range(1, 8))
+    loader = LoadMultiSliceFromFile(num_slices=3, cache_samples=2)
+    first = loader(_results(folder, 3, (1, 7), 2.0))['img']
+    assert loader.reader.num_decoded == 3  # slices 2, 3, 4
+    first[...] = -1.0  # a later transform writing into its input must not reach the cache
+    again = loader(_results(folder, 3, (1, 7), 2.0))['img']
+    assert loader.reader.num_decoded == 3
+    np.testing.assert_allclose(again[0, 0], _windowed([20, 30, 40]), rtol=1e-6)
+    loader(_results(folder, 5, (1, 7), 2.0))  # 4, 5, 6: 3 more decodes
+    loader(_results(folder, 3, (1, 7), 2.0))  # cached; now the most recently used
+    loader(_results(folder, 6, (1, 7), 2.0))  # evicts key 5, the least recently used
+    assert loader.reader.num_decoded == 9
+    loader(_results(folder, 3, (1, 7), 2.0))
+    assert loader.reader.num_decoded == 9
+    loader(_results(folder, 5, (1, 7), 2.0))
+    assert loader.reader.num_decoded == 12
+    # the key includes what shapes the window: another slice interval is another sample
+    out = loader(_results(folder, 3, (1, 7), 5.0))['img']
+    np.testing.assert_allclose(out[0, 0], _windowed([26, 30, 34]), rtol=1e-5)
+    assert loader.reader.num_decoded == 15
+    assert 'cache_samples=2' in repr(loader)
+    with pytest.raises(ValueError, match='cache_samples'):
+        LoadMultiSliceFromFile(cache_samples=-1)
+
+
 def test_loader_errors(tmp_path):
     folder = str(tmp_path / '000001_01_01')
     _write_series(folder, range(1, 4))
