@@ -26,6 +26,7 @@ CONFIGS = {
         dict(type='LoadMultiSliceFromFile', num_slices=9),
         dict(type='LoadLesionAnnotations', with_bbox=True),
         dict(type='RescaleToSpacing', target_spacing_mm=0.8, max_size=512),
+        dict(type='RandomLesionCrop', crop_size=128),
         dict(type='PackLesionInputs'),
     ],
     'METRICS': [

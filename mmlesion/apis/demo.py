@@ -176,8 +176,10 @@ def stage_train(args, cfg_options: List[str], work_dir: str) -> str:
         print(f'[train] {final} exists; kept (delete {train_dir} to retrain)')
     else:
         t0 = time.time()
-        # the cosine schedule (param_scheduler[1]) must end with training
-        opts = cfg_options + [f'train_cfg.max_epochs={epochs}', f'param_scheduler.1.end={epochs}']
+        # the cosine schedule (param_scheduler[1]) must end with training; no validation inside
+        # the training run: stage 5 scores the validation set with the final checkpoint anyway
+        opts = cfg_options + [f'train_cfg.max_epochs={epochs}', f'param_scheduler.1.end={epochs}',
+                              f'train_cfg.val_begin={epochs + 1}']
         # resume if an interrupted demo left checkpoints behind
         resume = ['--resume'] if osp.exists(osp.join(train_dir, 'last_checkpoint')) else []
         train_main([args.config, '--work-dir', train_dir, *resume, '--cfg-options', *opts])

@@ -38,6 +38,9 @@ def test_demo_end_to_end_on_real_anatomy(real_ct_dir, tmp_path, capsys):
     if n_real:
         assert 'real lesions (the held-out patient' in out
     assert results['evaluate']['recist2d_val']  # the validation metric ran
+    # ... in stage 5 only: the training run does not validate the same checkpoint first
+    scalars = list((work / 'mscn_hnsl').glob('*/vis_data/scalars.json'))
+    assert scalars and 'recist2d' not in scalars[0].read_text()
     # a re-run keeps the data and the checkpoint
     main(argv)
     out = capsys.readouterr().out
