@@ -49,10 +49,10 @@ train_pipeline = [
     dict(type='RandomFlip', prob=[0.25, 0.25, 0.25],
          direction=['horizontal', 'vertical', 'diagonal']),
     # 128 px (154 mm) training crops *(ours)*, 9 in 10 around a random lesion: a third of the
-    # pixels of a 208 px batch, so an iteration costs 0.37-0.45 s instead of 1.19 s on a 2-core
+    # pixels of a 208 px batch, so an iteration costs 0.37-0.52 s instead of 1.19 s on a 2-core
     # AVX2 CPU, and the random placement is one more augmentation.  Testing stays on whole
-    # images.  24 epochs of crops train in 735-779 s, where 20 epochs of whole images took
-    # ~1,750 s on that CPU (val sens@4 0.825 and 0.847 vs 0.788-0.839 before).
+    # images.  24 epochs of crops train in 735-821 s there, where 20 epochs of whole images
+    # would take ~1,760 s (val sens@4 0.825-0.869 in four trainings vs 0.788-0.839 before).
     dict(type='RandomLesionCrop', crop_size=128, lesion_prob=0.9),
     dict(type='PackLesionInputs'),
 ]
@@ -80,8 +80,8 @@ test_dataloader = dict(
 # (val sens@4 FPs/image): 300 sub-volumes x 20 epochs 0.70; 600 x 12 0.74; narrower jitter,
 # lr 3e-3, 600 x 14 0.77 in 713 s, 600 x 16 0.76.  Then channels-last weights and 208 px
 # instead of 224 px batches made an iteration ~20% cheaper: 600 x 20 0.82 (24 epochs: 0.84, but
-# `make demo` would take over 20 min).  Then 128 px lesion crops: 600 x 24 0.825 / 0.847 (the
-# latter seeded as below) in 13 min of training on a 2-core AVX2 CPU.
+# `make demo` would take over 20 min).  Then 128 px lesion crops: 600 x 24 0.825-0.869 over four
+# trainings (0.847 with the seed below) in 12-14 min of training on a 2-core AVX2 CPU.
 max_epochs = 24
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=max_epochs)
 optim_wrapper = dict(

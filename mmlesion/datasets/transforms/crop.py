@@ -4,7 +4,7 @@ from typing import Sequence, Tuple, Union
 import numpy as np
 from mmcv.transforms import BaseTransform
 from mmdet.registry import TRANSFORMS
-from mmdet.structures.bbox import autocast_box_type
+from mmdet.structures.bbox import autocast_box_type, get_box_tensor
 
 # Keys that hold one entry per box and must be filtered together with ``gt_bboxes``.
 _PER_BOX_KEYS = ('gt_bboxes_labels', 'gt_ignore_flags', 'gt_hard_negative_flags')
@@ -117,14 +117,11 @@ class RandomLesionCrop(BaseTransform):
         centres = 0.5 * (shifted[:, :2] + shifted[:, 2:])
         keep = ((centres[:, 0] >= 0) & (centres[:, 0] < window_w)
                 & (centres[:, 1] >= 0) & (centres[:, 1] < window_h))
-        if hasattr(boxes, 'translate_'):  # mmdet box type (HorizontalBoxes)
-            boxes = boxes[keep]
-            boxes.translate_([-x0, -y0])
-            boxes.clip_((window_h, window_w))
-        else:
-            boxes = shifted[keep]
-            boxes[:, 0::2] = boxes[:, 0::2].clip(0, window_w)
-            boxes[:, 1::2] = boxes[:, 1::2].clip(0, window_h)
+        cropped = shifted[keep]
+        cropped[:, 0::2] = cropped[:, 0::2].clip(0, window_w)
+        cropped[:, 1::2] = cropped[:, 1::2].clip(0, window_h)
+        # the box type the pipeline uses (mmdet's HorizontalBoxes, or a plain array)
+        boxes = type(boxes)(cropped) if hasattr(boxes, 'tensor') else cropped
         results['gt_bboxes'] = boxes
         for key in _PER_BOX_KEYS:
             if results.get(key) is not None:
@@ -136,7 +133,5 @@ class RandomLesionCrop(BaseTransform):
 
 
 def _box_array(boxes) -> np.ndarray:
-    tensor = getattr(boxes, 'tensor', None)
-    array = tensor.numpy() if tensor is not None else np.asarray(boxes)
-    return np.asarray(array, dtype=np.float32).reshape(-1, 4)
-
+    """``N x 4`` float32 array of mmdet boxes, a tensor or an array."""
+    return np.asarray(get_box_tensor(boxes), dtype=np.float32).reshape(-1, 4)

@@ -101,10 +101,12 @@ class LoadMultiSliceFromFile(BaseTransform):
             raise ValueError(f'{img_path}: file name does not match slice_index {key_index} '
                              f'(expected {key_index:03d}.png)')
         missing = results.get('missing_slices')
-        cache_key = (str(img_path), tuple(int(v) for v in results['slice_range']),
-                     results.get('slice_interval'),
-                     None if missing is None else tuple(sorted(int(v) for v in missing)))
-        img = self._sample_cache.get(cache_key) if self.cache_samples else None
+        cache_key = img = None
+        if self.cache_samples:
+            cache_key = (str(img_path), tuple(int(v) for v in results['slice_range']),
+                         results.get('slice_interval'),
+                         None if missing is None else tuple(sorted(int(v) for v in missing)))
+            img = self._sample_cache.get(cache_key)
         if img is not None:
             self._sample_cache.move_to_end(cache_key)
         else:
