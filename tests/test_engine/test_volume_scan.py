@@ -19,7 +19,7 @@ from mmengine.structures import InstanceData
 import mmlesion  # noqa: F401
 from mmdet.registry import LOOPS, MODELS
 from mmdet.structures import DetDataSample
-from mmlesion.apis.eval_p3d import main as eval_p3d_main
+from mmlesion.cli.eval_p3d import main as eval_p3d_main
 from mmlesion.datasets.transforms import LoadMultiSliceFromFile, PackLesionInputs, RescaleToSpacing
 from mmlesion.engine import VolumeScanTestLoop, split_test_pipeline
 from mmlesion.evaluation.detection_io import load_lh_detections

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from mmengine.evaluator import Evaluator
 
-from mmlesion.apis.eval_p3d import main
+from mmlesion.cli.eval_p3d import main
 from mmlesion.evaluation import P3DMetric
 from mmlesion.evaluation.detection_io import save_lh_detections
 from mmlesion.utils.fileio import atomic_dump_pickle

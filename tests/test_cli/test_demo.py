@@ -2,7 +2,7 @@
 import json
 import os
 
-from mmlesion.apis.demo import main, resolve_anatomy
+from mmlesion.cli.demo import main, resolve_anatomy
 
 
 def test_auto_anatomy_falls_back_to_phantoms_without_the_real_ct(tmp_path, capsys):
@@ -53,7 +53,7 @@ def test_montage_boxes_are_resized_with_the_image(synthetic_converted):
     from mmengine.registry import init_default_scope
 
     from mmdet.registry import DATASETS
-    from mmlesion.apis.demo import DEMO_CONFIG, REPO_ROOT, montage_pipeline
+    from mmlesion.cli.demo import DEMO_CONFIG, REPO_ROOT, montage_pipeline
     cfg = Config.fromfile(os.path.join(REPO_ROOT, DEMO_CONFIG))
     test_pipeline = cfg.test_dataloader.dataset.pipeline
     pipeline = montage_pipeline(test_pipeline)

@@ -15,8 +15,8 @@ from mmengine.registry import init_default_scope
 
 import mmlesion  # noqa: F401
 from mmdet.registry import MODELS
-from mmlesion.apis.eval_p3d import main as eval_p3d_main
-from mmlesion.apis.test import build_test_config, main, parse_args
+from mmlesion.cli.eval_p3d import main as eval_p3d_main
+from mmlesion.cli.test import build_test_config, main, parse_args
 from mmlesion.engine import UntrustedCheckpointError
 from mmlesion.evaluation.detection_io import load_lh_detections
 from mmlesion.evaluation.functional import evaluate_recist_2d

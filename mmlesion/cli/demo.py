@@ -165,7 +165,7 @@ def stage_load(args, cfg_options: List[str], work_dir: str) -> dict:
 def stage_train(args, cfg_options: List[str], work_dir: str) -> str:
     from mmengine.config import Config
 
-    from mmlesion.apis.train import main as train_main
+    from mmlesion.cli.train import main as train_main
     from mmlesion.visualization import plot_loss_curves, read_scalars
 
     train_dir = osp.join(work_dir, TRAIN_DIR)
@@ -192,8 +192,8 @@ def stage_train(args, cfg_options: List[str], work_dir: str) -> str:
 
 def stage_evaluate(args, cfg_options: List[str], work_dir: str, data_root: str,
                    checkpoint: str) -> dict:
-    from mmlesion.apis.eval_p3d import main as eval_p3d_main
-    from mmlesion.apis.test import main as test_main
+    from mmlesion.cli.eval_p3d import main as eval_p3d_main
+    from mmlesion.cli.test import main as test_main
 
     common = ['--trust-checkpoint']  # the demo trained it in its own work dir
     val_opts = cfg_options + ['test_dataloader.dataset.ann_file=annotations/val.json']

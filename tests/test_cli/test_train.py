@@ -12,7 +12,7 @@ from mmengine.registry import init_default_scope
 
 import mmlesion  # noqa: F401
 from mmdet.registry import DATASETS, MODELS
-from mmlesion.apis.demo import data_cfg_options
+from mmlesion.cli.demo import data_cfg_options
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(REPO, 'configs', 'synthetic',
@@ -94,7 +94,7 @@ def test_dist_train_two_cpu_ranks_then_resume(synthetic_converted, tmp_path):
 def test_seeded_training_is_reproducible(synthetic_converted, tmp_path):
     """The synthetic config's ``randomness.seed``: the same data give the same model, data
     worker augmentation (scale jitter, flips, lesion crops) included."""
-    from mmlesion.apis.train import main as train_main
+    from mmlesion.cli.train import main as train_main
     cfg = Config.fromfile(CONFIG)
     assert cfg.randomness.seed == 0
     opts = data_cfg_options(str(synthetic_converted)) + [
