@@ -42,7 +42,7 @@ def synthetic_converted(tmp_path_factory):
     Returns the data root; ``annotations/{train,val,test}.json`` lie under it.
     """
     from mmlesion.datasets.converters.deeplesion import convert_deeplesion
-    from mmlesion.datasets.synthetic import generate_dataset
+    from mmlesion.synthetic import generate_dataset
     root = tmp_path_factory.mktemp('synthetic_converted')
     generate_dataset(str(root), num_volumes=10, seed=3, image_size=128)
     convert_deeplesion(str(root), str(root / 'annotations'), log=lambda *a, **k: None)

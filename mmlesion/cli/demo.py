@@ -61,7 +61,7 @@ def resolve_anatomy(anatomy: str, real_ct_dir: Optional[str]) -> str:
     """``auto`` -> ``real`` when the real chest CTs are found, else ``phantom`` (said so)."""
     if anatomy != 'auto':
         return anatomy
-    from mmlesion.datasets.realct import find_real_ct_dir
+    from mmlesion.synthetic.realct import find_real_ct_dir
     try:
         find_real_ct_dir(real_ct_dir)
     except FileNotFoundError as e:
@@ -71,7 +71,7 @@ def resolve_anatomy(anatomy: str, real_ct_dir: Optional[str]) -> str:
 
 
 def stage_generate(args, data_root: str) -> dict:
-    from mmlesion.datasets.synthetic import generate_dataset
+    from mmlesion.synthetic import generate_dataset
     wanted = dict(num_volumes=args.volumes, seed=args.seed, image_size=args.image_size,
                   anatomy=args.anatomy)
     summary_path = osp.join(data_root, 'summary.json')

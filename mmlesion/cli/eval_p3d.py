@@ -91,7 +91,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
             det_frame=args.det_frame)
         strata = None
         if args.by:
-            from mmlesion.datasets.synthetic.truth import lesion_values, load_truth
+            from mmlesion.synthetic.truth import lesion_values, load_truth
             values = lesion_values(load_truth(args.truth), ann.boxes_2d, args.by,
                                    path=args.truth)
             strata = sensitivity_by_stratum(result, align_gt_values(result, values))

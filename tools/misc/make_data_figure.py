@@ -20,9 +20,9 @@ import tempfile
 import cv2
 import numpy as np
 
-from mmlesion.datasets.realct import (LUNG_WINDOW, SOFT_WINDOW, describe_mask_lesion,
+from mmlesion.synthetic.realct import (LUNG_WINDOW, SOFT_WINDOW, describe_mask_lesion,
                                       load_real_ct, mask_lesions)
-from mmlesion.datasets.synthetic import generate_dataset
+from mmlesion.synthetic import generate_dataset
 from mmlesion.utils.fileio import atomic_write_bytes
 
 PANEL_PX = 256

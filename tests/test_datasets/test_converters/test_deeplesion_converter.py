@@ -259,7 +259,7 @@ def test_real_sample_matches_recist_box_release(shared_data_dir, tmp_path):
 
 def test_synthetic_generator_output(tmp_path):
     """Convert the synthetic generator's DL_info.csv and compare with its 0-based truth.json."""
-    synthetic = pytest.importorskip('mmlesion.datasets.synthetic')
+    synthetic = pytest.importorskip('mmlesion.synthetic')
     root = tmp_path / 'syn'
     synthetic.generate_dataset(str(root), 10, seed=1, image_size=128, noisy_fraction=0.3,
                                small_image_fraction=0.3)

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from mmlesion.datasets.recist import recist_box, recist_from_mask
-from mmlesion.datasets.synthetic import (DL_INFO_HEADER, generate_dataset, hu_to_png_bytes,
+from mmlesion.synthetic import (DL_INFO_HEADER, generate_dataset, hu_to_png_bytes,
                                          lesion_mask_from_truth, main)
-from mmlesion.datasets.synthetic.generator import SLICE_INTERVALS_MM, plan_series
-from mmlesion.datasets.synthetic.layout import plan_layout
-from mmlesion.datasets.volume_key import parse_volume_key
+from mmlesion.synthetic.generator import SLICE_INTERVALS_MM, plan_series
+from mmlesion.synthetic.layout import plan_layout
+from mmlesion.structures.volume_key import parse_volume_key
 from mmlesion.utils.safe_pickle import load_pickle
 
 # SPEC §1.1; also compared with the real sample when it is present.
@@ -357,7 +357,7 @@ def test_invalid_arguments(tmp_path):
 
 # ------------------------------------------------------------------------ real-anatomy mode
 def test_crop_resample_by_hand():
-    from mmlesion.datasets.synthetic.real_anatomy import RealAugmentation, crop_resample
+    from mmlesion.synthetic.real_anatomy import RealAugmentation, crop_resample
     src = (10 * np.arange(4)[:, None] + np.arange(4)[None, :]).astype(np.float32)  # 10 y + x
     aug = RealAugmentation('x', 0, 0, False, -2, 0, 4, 2, 1.0, 0.0, 0.0)
     # columns -2, -1 lie beyond the scan (fill); each output pixel averages 2 x 2 inputs
@@ -369,7 +369,7 @@ def test_crop_resample_by_hand():
 
 
 def test_segment_tissues_on_a_drawn_chest():
-    from mmlesion.datasets.synthetic.real_anatomy import (BONE, LUNG, MEDIASTINUM, OUTSIDE, WALL,
+    from mmlesion.synthetic.real_anatomy import (BONE, LUNG, MEDIASTINUM, OUTSIDE, WALL,
                                                           segment_tissues)
     yy, xx = np.mgrid[:128, :128]
     sl = np.full((128, 128), -1000, np.int16)
@@ -423,7 +423,7 @@ def test_real_same_seed_same_bytes_any_workers(real_dataset, tmp_path):
 
 
 def test_real_patient_level_split(real_dataset):
-    from mmlesion.datasets.synthetic.real_anatomy import plan_real_layout
+    from mmlesion.synthetic.real_anatomy import plan_real_layout
     vols = real_dataset['truth']['volumes']
     by_split = {}
     for v in vols:
@@ -445,7 +445,7 @@ def test_real_patient_level_split(real_dataset):
 
 
 def test_real_synthetic_lesions_in_hosts_and_away_from_real_masks(real_dataset):
-    from mmlesion.datasets.synthetic import real_lesion_masks
+    from mmlesion.synthetic import real_lesion_masks
     out = real_dataset['out']
     n_near, rings = 0, {}
     for v in real_dataset['truth']['volumes']:
@@ -474,7 +474,7 @@ def test_real_synthetic_lesions_in_hosts_and_away_from_real_masks(real_dataset):
                 float(np.median(_read_hu(out, v['series'], key)[ring])))
     assert n_near >= 1
     # Visible: every synthetic lesion differs from the anatomy it replaces by >= 25 HU
-    from mmlesion.datasets.synthetic.real_anatomy import MIN_VISIBLE_CONTRAST_HU
+    from mmlesion.synthetic.real_anatomy import MIN_VISIBLE_CONTRAST_HU
     contrasts = [abs(les['contrast_hu']) for v in real_dataset['truth']['volumes']
                  for les in v['lesions'] if les['origin'] == 'synthetic']
     assert contrasts and min(contrasts) >= MIN_VISIBLE_CONTRAST_HU - 1e-3
@@ -488,7 +488,7 @@ def test_real_synthetic_lesions_in_hosts_and_away_from_real_masks(real_dataset):
 
 
 def test_real_truth_includes_real_lesions(real_dataset):
-    from mmlesion.datasets.realct import describe_mask_lesion, load_real_ct, mask_lesions
+    from mmlesion.synthetic.realct import describe_mask_lesion, load_real_ct, mask_lesions
     native = {}
     for vol in load_real_ct(real_dataset['real_ct']):
         m, = mask_lesions(vol.label)

@@ -42,7 +42,7 @@ def lesion_values(truth: Mapping, boxes_2d: Mapping[str, np.ndarray], field: str
         truth: ``truth.json`` contents (:func:`load_truth`).
         boxes_2d: the annotation set's ground truth, ``{key: (n, 5) [z, x1, y1, x2, y2]}`` in
             mmlesion's frame (0-based x/y, absolute slice z), as
-            :class:`~mmlesion.evaluation.metrics.annotation_set.AnnotationSet` holds it.
+            :class:`~mmlesion.structures.AnnotationSet` holds it.
         field: a lesion field of ``truth.json`` (``origin``, ``organ``, ``kind``, ``marked``,
             ``lesion_type``, ...).
         default: value for lesions without the field (phantom lesions have no ``origin``).

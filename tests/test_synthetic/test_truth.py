@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from mmlesion.datasets.synthetic.truth import lesion_values, load_truth
+from mmlesion.synthetic.truth import lesion_values, load_truth
 
 
 def _truth():

@@ -36,10 +36,10 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from ..utils.fileio import atomic_dump_json, atomic_dump_pickle, atomic_write_bytes
-from .recist import recist_box, recist_from_mask
-from .volume_reader import encode_uint16_png
-from .volume_key import series_name, slice_file_name, volume_key
+from mmlesion.utils.fileio import atomic_dump_json, atomic_dump_pickle, atomic_write_bytes
+from mmlesion.datasets.recist import recist_box, recist_from_mask
+from mmlesion.datasets.volume_reader import encode_uint16_png
+from mmlesion.structures.volume_key import series_name, slice_file_name, volume_key
 
 REAL_CT_NAMES = ('lung1', 'lung2')
 # DeepLesion-style ids of the fixture: patient, study, series.  Patient indices above DeepLesion's
@@ -430,7 +430,7 @@ def write_realct_fixture(out_dir: str, real_ct_dir: Optional[str] = None,
             are then described on the released slices only.
     """
     # the generator's writers: one DL_info / pickle format in the package
-    from .synthetic.generator import (_f3, _write_dl_info, _write_ground_truth,
+    from .generator import (_f3, _write_dl_info, _write_ground_truth,
                                       prepare_output_dir)
     t0 = time.time()
     out_dir = prepare_output_dir(out_dir, overwrite)

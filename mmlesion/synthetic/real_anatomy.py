@@ -1,6 +1,6 @@
 """Real-anatomy mode of the generator: synthetic lesions and look-alikes inserted into real CT.
 
-The two real chest CTs (``real_ct/lung1``, ``lung2``; see :mod:`mmlesion.datasets.realct`) are
+The two real chest CTs (``real_ct/lung1``, ``lung2``; see :mod:`mmlesion.synthetic.realct`) are
 the backgrounds.  Each generated series is one augmented window of one of them:
 
 - **Window**: 11-17 consecutive real 5 mm slices (at most ``max_slices``), about half of them
@@ -60,11 +60,11 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from ...utils.fileio import atomic_write_bytes
-from ..realct import (LUNG_WINDOW, REAL_CT_IDS, REAL_CT_NAMES, SOFT_WINDOW, RealCTVolume,
+from mmlesion.utils.fileio import atomic_write_bytes
+from .realct import (LUNG_WINDOW, REAL_CT_IDS, REAL_CT_NAMES, SOFT_WINDOW, RealCTVolume,
                       body_level, describe_mask_lesion, estimate_noise_hu, key_slice_of_mask,
                       lesion_type_of, load_real_ct, mask_lesions, nrrd_z_to_slice)
-from ..volume_key import series_name, slice_file_name, volume_key
+from mmlesion.structures.volume_key import series_name, slice_file_name, volume_key
 from .generator import (MARKED_PER_VOLUME, MAX_DIAMETER_MM, MIN_IMAGE_SIZE, UNMARKED_MEAN,
                         SubVolume, _g, _gauss_kernel_sq_sum, _lesion_truth, _lookalike_truth, _r3,
                         assemble_series, hu_to_png_bytes, map_series)
@@ -321,7 +321,7 @@ def _file_id(path: str) -> tuple:
 def load_sources(real_ct_dir: Optional[str] = None,
                  held_out: str = 'lung1') -> Dict[str, RealSource]:
     """The prepared real volumes (cached per process, keyed by the files' identity)."""
-    from ..realct import find_real_ct_dir
+    from .realct import find_real_ct_dir
     if held_out not in REAL_CT_NAMES:
         raise ValueError(f'held_out must be one of {REAL_CT_NAMES}, got {held_out!r}')
     folder = find_real_ct_dir(real_ct_dir)

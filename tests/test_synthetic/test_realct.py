@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from mmlesion.datasets.converters.deeplesion import convert_deeplesion
-from mmlesion.datasets.realct import (describe_mask_lesion, find_real_ct_dir,
+from mmlesion.synthetic.realct import (describe_mask_lesion, find_real_ct_dir,
                                       hu_slice_to_png_bytes,
                                       key_slice_of_mask, mask_box3d, mask_lesions,
                                       mask_slice_boxes, nrrd_z_to_slice, read_nrrd_volume,
@@ -243,14 +243,15 @@ def test_fixture_converts_and_loads(fixture_dir, tmp_path):
 
 
 def test_stacking_mask_boxes_gives_one_tracklet_per_lesion(fixture_dir):
-    from mmlesion.stacking import box_iou_matrix, stack_volume
+    from mmlesion.stacking import stack_volume
+    from mmlesion.structures import box_iou_2d
     m2d = load_pickle(os.path.join(fixture_dir['out'], 'ground_truth', 'Mask-Box-2D.pkl'))
     for facts in (LUNG1, LUNG2):
         # 1-based extreme pixel centres -> 0-based continuous corners, score 1, absolute z.
         dets = {z + 1: np.array([[b[0] - 1, b[1] - 1, b[2], b[3], 1.0] for b in boxes])
                 for z, boxes in m2d[facts['key']].items()}
         zs = sorted(dets)
-        ious = [float(box_iou_matrix(dets[a][:, :4], dets[b][:, :4])[0, 0])
+        ious = [float(box_iou_2d(dets[a][:, :4], dets[b][:, :4], plus_one=False)[0, 0])
                 for a, b in zip(zs[:-1], zs[1:])]
         # A lesion's tips overlap their neighbours far less than the paper's 0.8 link IoU on
         # 5 mm slices (lung1: 0.39 and 0.69); link below the smallest overlap.
@@ -263,12 +264,13 @@ def test_stacking_mask_boxes_gives_one_tracklet_per_lesion(fixture_dir):
     lung1_ious = [0.39, 0.69]
     dets = {z + 1: np.array([[b[0] - 1, b[1] - 1, b[2], b[3], 1.0] for b in boxes])
             for z, boxes in m2d[LUNG1['key']].items()}
-    got = [float(box_iou_matrix(dets[z][:, :4], dets[z + 1][:, :4])[0, 0]) for z in (33, 34)]
+    got = [float(box_iou_2d(dets[z][:, :4], dets[z + 1][:, :4], plus_one=False)[0, 0])
+           for z in (33, 34)]
     np.testing.assert_allclose(got, lung1_ious, atol=0.01)
 
 
 def test_fixture_cli_refuses_existing(fixture_dir, capsys):
-    from mmlesion.datasets.realct import main
+    from mmlesion.synthetic.realct import main
     assert main(['--out', fixture_dir['out'], '--real-ct-dir', fixture_dir['real_ct'],
                  '--quiet']) == 1
     assert 'already holds a dataset' in capsys.readouterr().err

@@ -39,17 +39,17 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence,
 import cv2
 import numpy as np
 
-from ...utils.fileio import atomic_dump_json, atomic_dump_pickle, atomic_open, atomic_write_bytes
-from ..recist import recist_box, recist_from_mask
-from ..volume_key import series_name, slice_file_name, volume_key
+from mmlesion.utils.fileio import atomic_dump_json, atomic_dump_pickle, atomic_open, atomic_write_bytes
+from mmlesion.datasets.recist import recist_box, recist_from_mask
+from mmlesion.structures.volume_key import series_name, slice_file_name, volume_key
 from .layout import SPLIT_CODE, SeriesLayout, plan_layout
 from .lesions import (MAX_DIAMETER_MM, LookAlike, Lesion, PlacementContext, place_lesion,
                       place_tube)
 from .phantom import (BODY_LEVEL_MM, LESION_HOSTS, REGION_LEVEL, REGION_WEIGHTS, REGIONS,
                       TUBE_HOSTS, build_anatomy, make_grid)
 from .shapes import Ellipsoid, Grid, paint_anatomy, pv_weight
-from ..volume_reader import encode_uint16_png
-from ..converters.dl_info import DL_INFO_HEADER  # the one definition of the real header
+from mmlesion.datasets.volume_reader import encode_uint16_png
+from mmlesion.datasets.converters.dl_info import DL_INFO_HEADER  # the one definition of the real header
 
 
 HU_MIN, HU_MAX = -1024, 3071
@@ -429,7 +429,7 @@ def lesion_mask_from_truth(lesion: dict, slice_index: int, slice_interval_mm: fl
     """
     if lesion.get('origin') == 'real':
         raise ValueError(f'lesion {lesion.get("id")} is a real lesion (no analytic shape): use '
-                         'mmlesion.datasets.synthetic.real_lesion_masks(volume) for its mask')
+                         'mmlesion.synthetic.real_lesion_masks(volume) for its mask')
     w, h = (int(v) for v in image_size)
     shape = Ellipsoid(float(lesion['center_px'][0]), float(lesion['center_px'][1]),
                       float(lesion['center_z_mm']), float(lesion['radii_px'][0]),
