@@ -1,7 +1,8 @@
-# MSCN-HNSL sized to train on a 2-core CPU in minutes, on the built-in synthetic DeepLesion-format data
-# (`tools/make_synthetic.py`, then `tools/convert_deeplesion.py`).  Same components as
+# MSCN-HNSL sized to train on a 2-core CPU in minutes, on the built-in synthetic DeepLesion-format
+# data (`tools/make_synthetic.py`, then `tools/convert_deeplesion.py`).  Same components as
 # configs/mscn_hnsl.py; a narrower, shallower DenseNet (same code) and coarser pixels (1.2 mm/px,
-# long side <= 192) so one iteration takes a fraction of a second.  Used by `make demo` and the tests.
+# long side <= 192) so one iteration takes a fraction of a second.  Used by `make demo` and the
+# tests.  Measurements and tuning history: docs/results.md#synthetic-config.
 _base_ = ['../mscn_hnsl.py']
 
 data_root = 'work_dirs/demo/data/'
@@ -9,11 +10,8 @@ ann_root = 'annotations/'
 num_slices = 9
 target_spacing_mm = 1.2
 max_size = 192
-# Composite window *(ours)*: the mean of the full-range window of SPEC §1.4 with a lung and a
-# soft-tissue window (mmlesion.datasets.slice_sampling.apply_window).  Learnt from scratch, the
-# tiny net found no liver or mediastinal lesion behind the full window's ~16 HU per grey level;
-# the composite gives soft tissue ~5x the contrast and keeps lung, fat and bone apart (300
-# real-anatomy sub-volumes, 20 epochs: val sens@4 0.65 -> 0.70).
+# Composite window *(ours)*: the full range of docs/method.md#data-input averaged with a lung
+# and a soft-tissue window, for ~5x soft-tissue contrast (docs/results.md#composite-window)
 window_hu = [(-1024, 3071), (-1000, 200), (-160, 240)]
 
 model = dict(
@@ -21,38 +19,28 @@ model = dict(
     data_preprocessor=dict(pad_size_divisor=16),
     backbone=dict(growth_rate=16, block_config=(2, 4, 6), num_init_features=32),
     neck=dict(in_channels=[64, 96, 144], out_channels=32, feat_channels=64),
-    # wh weight 1 instead of the paper's 0.1 *(ours, synthetic only)*: at 1.2 mm/px the lesions
-    # are ~4 cells of the stride-4 map, so the L1 wh term (in cells) is tiny next to the heatmap
-    # loss and with 0.1 the boxes stay badly sized (300 synthetic volumes, 20 epochs, val sens@4
-    # at IoU 0.5: 0.34 with 0.1 and an unfinished cosine, 0.42 with 1.0 and the cosine finished)
+    # wh weight 1, not the paper's 0.1 *(ours)*: lesions of ~4 cells at 1.2 mm/px leave the wh
+    # term too small next to the heatmap loss (docs/results.md#wh-weight)
     bbox_head=dict(in_channels=32, feat_channels=32, loss_wh=dict(type='L1Loss', loss_weight=1.0)),
-    # CenterNet's flip test (LesionCenterNet): heatmaps of the image and its mirror averaged.
-    # Same checkpoints, val sens at 0.5 / 1 / 4 FPs per image without -> with it: 0.752 / 0.759
-    # / 0.818 -> 0.759 / 0.781 / 0.839 (20 epochs), 0.737 / 0.796 / 0.839 -> 0.766 / 0.818 /
-    # 0.839 (24 epochs), 0.679 / 0.708 / 0.759 -> 0.701 / 0.723 / 0.752 (stop-7 model)
+    # CenterNet's flip test (LesionCenterNet): heatmaps of the image and its mirror averaged;
+    # +0.01-0.03 sensitivity at 0.5-1 FPs per image (docs/results.md#flip-test)
     test_cfg=dict(topk=50, local_maximum_kernel=3, max_per_img=50, flip_test=True))
 
 train_pipeline = [
-    # every training key slice decoded and windowed once, in the persistent data worker (the
-    # demo's 589 slices hold ~1.4 GB there); a sample then costs the worker 3.3 ms, not 22
+    # every training key slice decoded and windowed once per worker: 3.3 ms a sample, not 22
+    # (docs/results.md#sample-cache)
     dict(type='LoadMultiSliceFromFile', num_slices=num_slices, slice_interval_mm=2.0,
          window_hu=window_hu, cache_samples=1000),
     dict(type='LoadLesionAnnotations', with_bbox=True),
-    # A few hundred key slices are memorised within 20 epochs (train sens@4 0.90, val 0.42), so the
-    # synthetic config augments *(ours)*: spacing jitter around the test spacing (multi-scale
-    # training; test time stays at target_spacing_mm) and flips in both axes (phantoms: val
-    # sens@4 0.42 -> 0.56).  The jitter is kept within +-8%: a batch is padded to its largest
-    # image, so a wider one (1.0-1.44 mm) cost 1.25x the time for no better result.
+    # spacing jitter within +-8% and flips in both axes *(ours)*: a few hundred key slices are
+    # otherwise memorised (docs/results.md#augmentation); test time stays at target_spacing_mm
     dict(type='RandomChoice', transforms=[
         [dict(type='RescaleToSpacing', target_spacing_mm=spacing, max_size=size)]
         for spacing, size in ((1.1, 208), (target_spacing_mm, max_size), (1.3, 176))]),
     dict(type='RandomFlip', prob=[0.25, 0.25, 0.25],
          direction=['horizontal', 'vertical', 'diagonal']),
     # 128 px (154 mm) training crops *(ours)*, 9 in 10 around a random lesion: a third of the
-    # pixels of a 208 px batch, so an iteration costs 0.37-0.52 s instead of 1.19 s on a 2-core
-    # AVX2 CPU, and the random placement is one more augmentation.  Testing stays on whole
-    # images.  24 epochs of crops train in 735-821 s there, where 20 epochs of whole images
-    # would take ~1,760 s (val sens@4 0.825-0.869 in four trainings vs 0.788-0.839 before).
+    # pixels, same accuracy (docs/results.md#lesion-crops); testing stays on whole images
     dict(type='RandomLesionCrop', crop_size=128, lesion_prob=0.9),
     dict(type='PackLesionInputs'),
 ]
@@ -74,14 +62,9 @@ test_dataloader = dict(
     dataset=dict(data_root=data_root, ann_file=ann_root + 'test.json', pipeline=test_pipeline))
 
 # Adam from scratch trains the small net faster than SGD on a few hundred slices *(ours)*.  The
-# cosine schedule ends with max_epochs: the learning rate must reach eta_min for the boxes to
-# settle (change the epochs here; --cfg-options train_cfg.max_epochs leaves the cosine end alone;
-# tools/demo.py --epochs moves both).  Tuned on `make demo`'s 600 real-anatomy sub-volumes
-# (val sens@4 FPs/image): 300 sub-volumes x 20 epochs 0.70; 600 x 12 0.74; narrower jitter,
-# lr 3e-3, 600 x 14 0.77 in 713 s, 600 x 16 0.76.  Then channels-last weights and 208 px
-# instead of 224 px batches made an iteration ~20% cheaper: 600 x 20 0.82 (24 epochs: 0.84, but
-# `make demo` would take over 20 min).  Then 128 px lesion crops: 600 x 24 0.825-0.869 over four
-# trainings (0.847 with the seed below) in 12-14 min of training on a 2-core AVX2 CPU.
+# cosine ends with max_epochs and must reach eta_min for the boxes to settle: change the epochs
+# here (--cfg-options train_cfg.max_epochs leaves the cosine end alone; tools/demo.py --epochs
+# moves both).  Epochs and lr tuned on `make demo`'s data (docs/results.md#tuning-history).
 max_epochs = 24
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=max_epochs)
 optim_wrapper = dict(
@@ -97,8 +80,7 @@ auto_scale_lr = dict(base_batch_size=8)
 # seeded: `make demo` trains the same model on a given machine (data order, augmentation in the
 # data worker, initialisation; CPU kernels differ between CPU types, so other machines may not)
 randomness = dict(seed=0)
-# NHWC weights (tools/benchmarks/bench_train.py): training x1.4 and inference x1.6 on a 2-core
-# AVX-512 CPU; on a 2-core AVX2 CPU training x1.0-1.1 (128 px crops) and inference x1.1-1.8
+# NHWC weights: faster CPU training and inference (docs/results.md#channels-last)
 custom_hooks = [dict(type='MemoryFormatHook', memory_format='channels_last')]
 default_hooks = dict(
     logger=dict(interval=10),

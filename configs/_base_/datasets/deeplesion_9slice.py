@@ -1,5 +1,6 @@
 # DeepLesion, 9-slice (2.5D) inputs: 9 slices at 2 mm = 3 groups of 3 channels (MULAN), HU window
-# [-1024, 3071] -> [0, 255], pixel spacing normalised to 0.8 mm/px, long side capped at 512 (SPEC §1.4).
+# [-1024, 3071] -> [0, 255], pixel spacing normalised to 0.8 mm/px, long side capped at 512
+# (docs/method.md#data-input).
 dataset_type = 'DeepLesionDataset'
 data_root = 'data/DeepLesion/'
 ann_root = 'annotations/'  # relative to data_root: train/val/test.json from tools/convert_deeplesion.py

@@ -1,7 +1,8 @@
-# P3D evaluation by volume-wise scanning (SPEC §2.4, §4): every slice of every sub-volume of the
-# annotation file is detected (each PNG decoded once), the slice detections are Kalman-stacked into
-# 3D tracklets and scored with the Lesion Harvester P3D metric.  `tools/test.py CONFIG CKPT --eval p3d`
-# switches any config to these defaults.  To make them a config's own test settings:
+# P3D evaluation by volume-wise scanning (docs/method.md#volume-scan, docs/method.md#eval-p3d):
+# every slice of every sub-volume of the annotation file is detected (each PNG decoded once), the
+# slice detections are Kalman-stacked into 3D tracklets and scored with the Lesion Harvester P3D
+# metric.  `tools/test.py CONFIG CKPT --eval p3d` switches any config to these defaults.  To make
+# them a config's own test settings:
 #   _base_ = ['../mscn_hnsl.py', '../_base_/evaluation/p3d_volume_scan.py']
 #   test_cfg = {{_base_.volume_scan_test_cfg}}
 #   test_evaluator = {{_base_.p3d_test_evaluator}}

@@ -1,6 +1,7 @@
-# MSCN (multi-slice CenterNet): 2.5D DenseNet-121 truncated after dense block 3, shared over 3 slice
-# groups, 3D context fusion at the last level (MULAN), FPN-style upsampling to stride 4, CenterNet head
-# (SPEC §2.1).  Heatmap focal loss alpha=2, beta=4 (mmdet calls them alpha/gamma); loss weights 1/0.1/1.
+# MSCN (multi-slice CenterNet): 2.5D DenseNet-121 truncated after dense block 3, shared over 3
+# slice groups, 3D context fusion at the last level (MULAN), FPN-style upsampling to stride 4,
+# CenterNet head (docs/method.md#mscn).  Heatmap focal loss alpha=2, beta=4 (mmdet calls them
+# alpha/gamma); loss weights 1/0.1/1.
 # LesionCenterNet is mmdet's CenterNet plus CenterNet's flip test (test_cfg.flip_test, off here).
 model = dict(
     type='LesionCenterNet',

@@ -1,5 +1,5 @@
 """Signed CenterNet heatmap targets for the hard-negative suppression loss
-(HNSL, Lesion Harvester, Cai et al. TMI 2020, Sec. III-B / SPEC 2.2).
+(HNSL, Lesion Harvester, Cai et al. TMI 2020, Sec. III-E; docs/method.md#hnsl).
 
 Positive heatmap ``Y^p``: max-merged Gaussians of lesion boxes, exactly as
 mmdet's ``CenterNetHead.get_targets`` draws them (``gen_gaussian_target``,
