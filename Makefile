@@ -5,12 +5,17 @@ PY := $(VENV)/bin/python
 DEMO_DIR ?= work_dirs/demo
 PYTEST_ARGS ?=
 
-.PHONY: venv test demo clean-demo
+.PHONY: venv lint test demo clean-demo
 
 venv:
 	@VENV=$(VENV) bash tools/setup_venv.sh
 
-test: venv
+# Lint (ruff, configured in pyproject.toml, version pinned in requirements/tests.txt) before the
+# tests, so CI (`.ci/run` -> `make test`) enforces it.
+lint: venv
+	$(PY) -m ruff check mmlesion tools tests configs
+
+test: venv lint
 	$(PY) -m pytest tests -q -p no:cacheprovider $(PYTEST_ARGS)
 
 demo: venv
