@@ -1,9 +1,13 @@
 # DeepLesion, 9-slice (2.5D) inputs: 9 slices at 2 mm = 3 groups of 3 channels (MULAN), HU window
 # [-1024, 3071] -> [0, 255], pixel spacing normalised to 0.8 mm/px, long side capped at 512
-# (docs/method.md#data-input).
+# (docs/method.md#data-input).  Validation and test: the legacy 2D metric on key slices, from
+# the base below.
+_base_ = '../evaluation/recist2d.py'
+
 dataset_type = 'DeepLesionDataset'
 data_root = 'data/DeepLesion/'
-ann_root = 'annotations/'  # relative to data_root: train/val/test.json from tools/convert_deeplesion.py
+# relative to data_root: train/val/test.json from tools/convert_deeplesion.py
+ann_root = 'annotations/'
 backend_args = None
 
 num_slices = 9
@@ -74,11 +78,3 @@ test_dataloader = dict(
         test_mode=True,
         pipeline=test_pipeline,
         backend_args=backend_args))
-
-# Legacy DeepLesion 2D metric on key slices (sensitivity at 0.5-16 FPs per image, IoU and IoBB
-# >= 0.5) against the lesions of each data sample.  P3D on complete annotation sets runs by volume
-# scan: `tools/test.py CONFIG CKPT --eval p3d --ann Revised-Test1071.pkl`.
-val_evaluator = dict(
-    type='Recist2DMetric', criteria=('iou', 'iobb'), iou_thr=0.5,
-    fp_points=[0.5, 1, 2, 4, 8, 16], interp='extrapolate')
-test_evaluator = val_evaluator
