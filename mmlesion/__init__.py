@@ -1,7 +1,11 @@
-"""mmlesion: universal lesion detection and lesion harvesting on DeepLesion, as an MMDetection 3.x plugin.
+"""mmlesion: universal lesion detection and lesion harvesting on DeepLesion, as an MMDetection 3.x
+plugin.
 
-``import mmlesion`` registers every component into mmdet's registries (``custom_imports`` in configs)
-and installs the checkpoint loader that keeps resume working under torch's weights-only loading.
+``import mmlesion`` registers every component into mmdet's registries (``custom_imports`` in
+configs) and installs the checkpoint loader that keeps resume working under torch's weights-only
+loading.  That loader replaces mmengine's loader for local paths in the whole process (mmengine
+keeps its loaders in a class attribute and has no per-Runner choice); ``mmlesion.engine.checkpoint``
+says what it changes and how to undo it.
 """
 from .engine import install_checkpoint_loader
 from .version import __version__

@@ -10,36 +10,92 @@ defeat weights-only loading, so mmlesion trusts by *origin* instead:
 * anything else (a downloaded file, a torchvision state dict) is loaded weights-only; if that fails
   the error says how to proceed instead of executing the file's pickled code.
 
-``import mmlesion`` replaces mmengine's loader for local paths (scheme prefix ``''``) with
-:func:`load_local_checkpoint`.
+Process-wide state, and why it is process-wide
+----------------------------------------------
+mmengine gives a checkpoint loader no context: ``Runner.load_checkpoint`` / ``resume``,
+``mmengine.runner.load_checkpoint`` and ``_load_checkpoint`` all call
+``CheckpointLoader.load_checkpoint(filename, map_location)``, which picks the loader from
+``CheckpointLoader._schemes``, a class attribute, by the path's prefix.  So:
+
+* **The loader override** (:func:`install_checkpoint_loader`, called by ``import mmlesion``)
+  re-registers the scheme prefix ``''`` (local paths; mmengine's ``load_from_local``) to
+  :func:`load_local_checkpoint`, for the whole process and every Runner in it.  Remote schemes
+  (``http(s)://``, ``open-mmlab://``, ``s3://``, ...) keep mmengine's loaders.  It is idempotent.
+  To undo it (tests, or a program that wants mmengine's plain ``torch.load``)::
+
+      from mmengine.runner.checkpoint import CheckpointLoader, load_from_local
+      CheckpointLoader.register_scheme(prefixes='', loader=load_from_local, force=True)
+
+* **The trusted directories** (:data:`TRUSTED_DIRS`, a :class:`TrustedDirs`) must be reachable
+  from that argument-less loader, hence one registry per process.  The tools add the run's
+  ``work_dir`` and any ``--trust-checkpoint`` path before the Runner loads anything, and a tool
+  runs one training or test per process.  Code that wants the trust to end (tests, a library
+  running several jobs) scopes it: ``with TRUSTED_DIRS.scoped(): trust_checkpoint_dir(...)``
+  restores the previous list on exit.
 """
+import contextlib
 import os
 import os.path as osp
 import pickle
-from typing import List
+from typing import Iterator, List
 
 import torch
 from mmengine.runner.checkpoint import CheckpointLoader
 
-_TRUSTED_DIRS: List[str] = []
+
+class TrustedDirs:
+    """Directories whose checkpoints are fully unpickled (realpaths, in the order added)."""
+
+    def __init__(self) -> None:
+        self._dirs: List[str] = []
+
+    def add(self, path: str) -> None:
+        """Trust ``path`` (a directory, or a file's directory)."""
+        path = osp.realpath(osp.expanduser(path))
+        if osp.isfile(path):
+            path = osp.dirname(path)
+        if path not in self._dirs:
+            self._dirs.append(path)
+
+    def dirs(self) -> List[str]:
+        return list(self._dirs)
+
+    def contains(self, filename: str) -> bool:
+        """Whether ``filename`` lies in a trusted directory (containment, not a name prefix)."""
+        real = osp.realpath(osp.expanduser(filename))
+        return any(real == d or real.startswith(d.rstrip(os.sep) + os.sep) for d in self._dirs)
+
+    @contextlib.contextmanager
+    def scoped(self, *paths: str) -> Iterator['TrustedDirs']:
+        """Trust ``paths`` (and whatever is added inside the block) until the block ends; the list
+        held before is restored on exit."""
+        saved = list(self._dirs)
+        try:
+            for path in paths:
+                self.add(path)
+            yield self
+        finally:
+            self._dirs[:] = saved
+
+
+# Process-wide on purpose (module docstring): mmengine calls the loader with (filename,
+# map_location) only, so the trust list cannot travel with a Runner.  Scope it with
+# ``TRUSTED_DIRS.scoped()``.
+TRUSTED_DIRS = TrustedDirs()
 
 
 def trust_checkpoint_dir(path: str) -> None:
-    """Fully unpickle checkpoints found under ``path`` (a directory, or a file's directory)."""
-    path = osp.realpath(osp.expanduser(path))
-    if osp.isfile(path):
-        path = osp.dirname(path)
-    if path not in _TRUSTED_DIRS:
-        _TRUSTED_DIRS.append(path)
+    """Fully unpickle checkpoints found under ``path`` (a directory, or a file's directory), for
+    the rest of the process (or of the enclosing ``TRUSTED_DIRS.scoped()`` block)."""
+    TRUSTED_DIRS.add(path)
 
 
 def trusted_dirs() -> List[str]:
-    return list(_TRUSTED_DIRS)
+    return TRUSTED_DIRS.dirs()
 
 
 def is_trusted(filename: str) -> bool:
-    real = osp.realpath(osp.expanduser(filename))
-    return any(real == d or real.startswith(d.rstrip(os.sep) + os.sep) for d in _TRUSTED_DIRS)
+    return TRUSTED_DIRS.contains(filename)
 
 
 class UntrustedCheckpointError(RuntimeError):
@@ -63,12 +119,19 @@ def load_local_checkpoint(filename: str, map_location=None):
         raise UntrustedCheckpointError(
             f'{filename}: weights-only loading refused it ({first_line}). The file holds pickled '
             'objects besides tensors (an mmengine training checkpoint does) and is outside the '
-            f'trusted directories {_TRUSTED_DIRS or "[]"}. If you trust it (you trained it), pass '
+            f'trusted directories {trusted_dirs()}. If you trust it (you trained it), pass '
             '--trust-checkpoint to the tool, or strip it to weights with '
             'tools/publish_checkpoint.py.') from err
 
 
 def install_checkpoint_loader() -> None:
+    """Make :func:`load_local_checkpoint` mmengine's loader for local paths, process-wide.
+
+    Called by ``import mmlesion``.  It has to be process-wide: mmengine looks loaders up in the
+    class attribute ``CheckpointLoader._schemes`` and offers no per-Runner choice.  It replaces
+    only the scheme prefix ``''`` (mmengine's ``load_from_local``); the module docstring shows the
+    one line that undoes it.
+    """
     CheckpointLoader.register_scheme(prefixes='', loader=load_local_checkpoint, force=True)
 
 
