@@ -11,7 +11,6 @@ import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config
 
-
 LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
 
 
@@ -28,7 +27,10 @@ def export_local_rank(args) -> None:
 
 
 def prepare_distributed(cfg: Config, launcher: str) -> None:
-    """Make ``cfg`` and the process group ready for ``launcher`` ('none', 'pytorch', 'slurm', 'mpi')."""
+    """Make ``cfg`` and the process group ready for ``launcher``.
+
+    ``launcher`` is one of ``LAUNCHERS``: 'none', 'pytorch', 'slurm', 'mpi'.
+    """
     cfg.launcher = launcher
     if launcher == 'none' or torch.cuda.is_available():
         return
@@ -39,7 +41,8 @@ def prepare_distributed(cfg: Config, launcher: str) -> None:
         os.environ.setdefault('LOCAL_RANK', os.environ['SLURM_LOCALID'])
         os.environ.setdefault('MASTER_PORT', '29500')
         if 'MASTER_ADDR' not in os.environ:
-            raise RuntimeError('CPU slurm training needs MASTER_ADDR (tools/slurm_train.sh sets it)')
+            raise RuntimeError(
+                'CPU slurm training needs MASTER_ADDR (tools/slurm_train.sh sets it)')
     if not torch_dist.is_initialized():
         timeout = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('timeout', 1800)
         import datetime

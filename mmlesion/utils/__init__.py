@@ -1,5 +1,10 @@
-from .fileio import (atomic_dump_json, atomic_dump_pickle, atomic_open,
-                     atomic_write_bytes, atomic_write_text)
+from .fileio import (
+    atomic_dump_json,
+    atomic_dump_pickle,
+    atomic_open,
+    atomic_write_bytes,
+    atomic_write_text,
+)
 
 __all__ = [
     'atomic_open', 'atomic_write_bytes', 'atomic_write_text', 'atomic_dump_json',

@@ -54,7 +54,8 @@ def atomic_write_text(path: PathLike, text: str) -> None:
 
 
 def atomic_dump_json(obj: Any, path: PathLike, indent: Union[int, None] = None) -> None:
-    # json.dumps uses the C encoder; json.dump to a file falls back to the pure-Python one (~4x slower)
+    # json.dumps uses the C encoder; json.dump to a file falls back to the pure-Python one
+    # (~4x slower)
     atomic_write_text(path, json.dumps(obj, indent=indent))
 
 

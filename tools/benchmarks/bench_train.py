@@ -1,4 +1,4 @@
-"""Benchmark: training and inference throughput (images/s) of a config's detector, on this device.
+r"""Benchmark: training and inference throughput (images/s) of a config's detector, on this device.
 
 Random 9-slice (or 3-slice) inputs of a fixed size with a few random lesion boxes, so only the
 model is measured (data loading excluded).  Prints images/s for training steps (forward + backward
@@ -6,11 +6,12 @@ model is measured (data loading excluded).  Prints images/s for training steps (
 the same model with NCHW and with channels-last weights (``MemoryFormatHook``) side by side and
 prints the ratios.
 
-    python tools/benchmarks/bench_train.py CONFIG [--size 512] [--batch 2] [--iters 5] [--device cpu]
-                                          [--memory-format both|contiguous|channels_last]
+    python tools/benchmarks/bench_train.py CONFIG [--size 512] [--batch 2] [--iters 5] \
+        [--device cpu] [--memory-format both|contiguous|channels_last]
     # e.g. the paper-sized model on 512 x 512 9-slice inputs, and the demo's CPU model:
     python tools/benchmarks/bench_train.py configs/mscn_hnsl.py --size 512 --batch 2
-    python tools/benchmarks/bench_train.py configs/synthetic/mscn-hnsl_densenet-tiny-9slice_1xb8-cpu_synthetic.py --size 192 --batch 8
+    python tools/benchmarks/bench_train.py \
+        configs/synthetic/mscn-hnsl_densenet-tiny-9slice_1xb8-cpu_synthetic.py --size 192 --batch 8
 """
 import argparse
 import time

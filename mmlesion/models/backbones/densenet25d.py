@@ -29,6 +29,7 @@ from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmdet.registry import MODELS
+
 from ..utils.torchvision_densenet import load_torchvision_densenet
 
 

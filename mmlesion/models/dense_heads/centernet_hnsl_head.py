@@ -11,8 +11,8 @@ from mmdet.registry import MODELS
 from mmdet.structures import SampleList
 from mmdet.structures.bbox import get_box_tensor
 from mmdet.utils import InstanceList, OptInstanceList
-from ..utils.signed_gaussian_target import (RADIUS_RULES, draw_box_gaussians,
-                                            signed_gaussian_target)
+
+from ..utils.signed_gaussian_target import RADIUS_RULES, draw_box_gaussians, signed_gaussian_target
 
 
 @MODELS.register_module()

@@ -11,8 +11,7 @@ import mmlesion.models  # noqa: F401  (registers the components)
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmdet.structures.bbox import HorizontalBoxes
-from mmlesion.models import (CenterNetHNSLHead, DenseNet25D,
-                             LesionFPNUpsample)
+from mmlesion.models import CenterNetHNSLHead, DenseNet25D, LesionFPNUpsample
 
 # The MSCN model dict the configs are written from. mmengine's
 # ImgDataPreprocessor accepts 1 or 3 mean/std values only: one value is

@@ -5,9 +5,11 @@ import torch
 from mmengine.config import ConfigDict
 
 from mmdet.models.dense_heads import CenterNetHead
-from mmlesion.models.utils import (draw_box_gaussians,
-                                   gen_signed_gaussian_target,
-                                   signed_gaussian_target)
+from mmlesion.models.utils import (
+    draw_box_gaussians,
+    gen_signed_gaussian_target,
+    signed_gaussian_target,
+)
 
 
 def _gauss(dx, dy, radius):

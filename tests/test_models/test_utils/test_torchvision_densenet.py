@@ -4,9 +4,11 @@ import pytest
 import torch
 
 from mmlesion.models import DenseNet25D
-from mmlesion.models.utils import (convert_torchvision_densenet,
-                                   load_torchvision_densenet,
-                                   rename_legacy_densenet_key)
+from mmlesion.models.utils import (
+    convert_torchvision_densenet,
+    load_torchvision_densenet,
+    rename_legacy_densenet_key,
+)
 
 BN_KEYS = ('weight', 'bias', 'running_mean', 'running_var',
            'num_batches_tracked')
