@@ -12,6 +12,8 @@ from .version import __version__
 
 install_checkpoint_loader()
 
-from . import datasets, evaluation, models, stacking, visualization  # noqa: E402,F401  (registers)
+# the submodules register their components on import
+from . import (apis, datasets, evaluation, models, stacking, structures,  # noqa: E402,F401
+               visualization)
 
 __all__ = ['__version__']

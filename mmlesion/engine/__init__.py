@@ -9,6 +9,6 @@ __all__ = [
     'publish_checkpoint', 'trust_checkpoint_dir', 'trusted_dirs', 'prepare_distributed',
     'shutdown_distributed', 'MemoryFormatHook', 'to_memory_format'
 ]
-from .volume_scan import VolumeScanInputs, VolumeScanTestLoop, split_test_pipeline  # noqa: E402
+from .volume_scan import VolumeScanTestLoop  # noqa: E402
 
-__all__ += ['VolumeScanTestLoop', 'VolumeScanInputs', 'split_test_pipeline']
+__all__ += ['VolumeScanTestLoop']

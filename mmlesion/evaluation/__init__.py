@@ -1,5 +1,7 @@
+"""Evaluation: annotation sets, Lesion Harvester file I/O, numpy metric cores and their MMEngine
+metric adapters."""
+from .annotation_set import ANN_FORMATS, load_annotation_set
 from .detection_io import (convert_detections_frame, load_lh_annotation_2d, load_lh_boxes_3d,
                            load_lh_detections, save_lh_detections)
 from .functional import *  # noqa: F401,F403
-from .metrics import (AnnotationSet, IoU3DMetric, P3DMetric, Recist2DMetric,  # noqa: E402
-                      load_annotation_set)
+from .metrics import IoU3DMetric, P3DMetric, Recist2DMetric, VolumeFROCMetric  # noqa: F401

@@ -1,15 +1,10 @@
 """Read and write detections and annotations in the Lesion Harvester (LH) file formats.
 
-Two coordinate frames, always named explicitly:
-
-* ``'lh'`` -- the LH files (``Revised-*.pkl``, ``3D-Box.pkl``, the authors' detection pickle):
-  z is **relative** (0-based offset from the sub-volume's start slice, the ``SSS`` of the key
-  ``PPPPPP_SS_RR_SSS-EEE``); x, y are **1-based** as in DL_info.csv.  The released
-  ``evaluation.py`` compares detection z and boxes directly with ``Revised-Test1071.pkl``, so a
-  detection file for it must use this frame.
-* ``'mmlesion'`` -- in memory: z is the **absolute** DeepLesion slice index, x, y **0-based**.
-
-``lh -> mmlesion``: ``z + start``, ``x - 1``, ``y - 1``; ``mmlesion -> lh`` the reverse.
+The two frames, ``'lh'`` (relative z, 1-based x/y: every LH file) and ``'mmlesion'`` (absolute
+z, 0-based x/y: in memory), are defined in :mod:`mmlesion.structures.conventions`; this module is
+where tracklets and boxes change frame on their way in and out.  The released ``evaluation.py``
+compares detection z and boxes directly with ``Revised-Test1071.pkl``, so a detection file for
+it must be in the ``'lh'`` frame (the default of the writers here).
 
 Detection format: ``{volume_key: [tracklet, ...]}``, a tracklet a list of
 ``(z, [x1, y1, x2, y2, score])``.  Pickles are written with protocol 2 and only built-in types
@@ -24,24 +19,17 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
-from mmlesion.datasets.volume_key import parse_volume_key
+from mmlesion.structures.conventions import FRAMES, check_frame, convert_frame
+from mmlesion.structures.tracklet import pack_tracklets
+from mmlesion.structures.volume_key import normalize_key, parse_volume_key
 from mmlesion.utils.fileio import atomic_dump_json, atomic_dump_pickle
 from mmlesion.utils.safe_pickle import load_pickle
-
-from .functional.p3d import normalize_key, pack_tracklets
 
 __all__ = ['FRAMES', 'load_lh_detections', 'save_lh_detections', 'convert_detections_frame',
            'load_lh_annotation_2d', 'load_lh_boxes_3d']
 
-FRAMES = ('mmlesion', 'lh')
 PathOrObj = Union[str, os.PathLike, Mapping[str, Any]]
 Tracklets = Dict[str, List[List[Tuple[int, List[float]]]]]
-
-
-def _check_frame(frame: str, name: str = 'frame') -> None:
-    if frame not in FRAMES:
-        raise ValueError(f'{name} must be one of {FRAMES} (mmlesion: absolute z, 0-based x/y; '
-                         f'lh: relative z, 1-based x/y), got {frame!r}')
 
 
 def _load_obj(path_or_obj: PathOrObj) -> Tuple[Mapping[str, Any], str]:
@@ -81,8 +69,8 @@ def convert_detections_frame(detections: Mapping[str, Any], src: str, dst: str,
         ``{canonical_key: [[(z, [x1, y1, x2, y2, score]), ...], ...]}`` in ``dst``; keys without
         ``.annot``, in sorted order; volumes with no tracklets are kept (empty lists).
     """
-    _check_frame(src, 'src')
-    _check_frame(dst, 'dst')
+    check_frame(src, 'src')
+    check_frame(dst, 'dst')
     canon = {}
     for key in detections:
         ck, start, end = _volume_start(key, source)
@@ -108,10 +96,7 @@ def convert_detections_frame(detections: Mapping[str, Any], src: str, dst: str,
                 f'[{lo[b]}, {hi[b]}] -- is the file in the {src!r} frame '
                 f'({"relative" if src == "lh" else "absolute"} z)?')
     boxes = packed.boxes.copy()
-    if src != dst:
-        sign = 1 if src == 'lh' else -1
-        z = z + sign * starts[vol]
-        boxes[:, :4] -= sign * 1.0
+    z, boxes[:, :4] = convert_frame(z, boxes[:, :4], starts[vol], src, dst)
     out = {k: [] for k in keys}
     z_list = z.tolist()
     box_list = boxes.tolist()
@@ -176,15 +161,14 @@ def load_lh_annotation_2d(path_or_obj: PathOrObj, frame: str = 'mmlesion') -> Di
         boxes ordered by z then file order (the order :func:`evaluate_p3d` uses for the same
         file, so ``FROCResult.gt_index`` refers to rows of these arrays).
     """
-    _check_frame(frame)
+    check_frame(frame)
     # one reader of the format (validation, .annot keys, frame change) serves import and evaluation
     from mmlesion.datasets.converters.annotation_release import load_lh_2d
     out = {}
     for key, entries in load_lh_2d(path_or_obj).items():
         arr = np.array([[z, *box] for z, box in entries], dtype=np.float64).reshape(-1, 5)
-        if frame == 'lh':
-            arr[:, 0] -= parse_volume_key(key).start
-            arr[:, 1:] += 1.0
+        arr[:, 0], arr[:, 1:] = convert_frame(arr[:, 0], arr[:, 1:], parse_volume_key(key).start,
+                                              'mmlesion', frame)
         out[key] = arr
     return out
 
@@ -199,14 +183,13 @@ def load_lh_boxes_3d(path_or_obj: PathOrObj, frame: str = 'mmlesion',
         ``clamp`` they are clipped to the sub-volume, ``[-0.5, n_slices - 0.5]`` relative
         (the file has boxes starting at -0.5 and a few ending past the last slice).
     """
-    _check_frame(frame)
+    check_frame(frame)
     # one reader of the format (validation, .annot keys, frame change) serves import and evaluation
     from mmlesion.datasets.converters.annotation_release import load_lh_3d
     out = {}
     for key, arr in load_lh_3d(path_or_obj, z_margin=0.5, clamp=clamp).items():
         arr = arr[:, [0, 1, 4, 2, 3, 5]]
-        if frame == 'lh':
-            arr[:, [2, 5]] -= parse_volume_key(key).start
-            arr[:, [0, 1, 3, 4]] += 1.0
+        arr[:, [2, 5]], arr[:, [0, 1, 3, 4]] = convert_frame(
+            arr[:, [2, 5]], arr[:, [0, 1, 3, 4]], parse_volume_key(key).start, 'mmlesion', frame)
         out[key] = arr
     return out

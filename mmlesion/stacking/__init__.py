@@ -1,8 +1,10 @@
-"""2D slice detections -> 3D proposals (Kalman stacking, SPEC 2.4); numpy/scipy/filterpy only."""
+"""2D slice detections -> 3D proposals (Kalman stacking, docs/method.md#stacking).
+
+numpy/scipy/filterpy only; the result type is :class:`mmlesion.structures.Tracklet`."""
 from .kalman_box_tracker import KalmanBoxTracker, box_to_measurement, state_to_box
-from .stacker import Tracklet, box_iou_matrix, stack_volume, stack_volumes, tracklets_to_lh
+from .stacker import stack_volume, stack_volumes, tracklets_to_lh
 
 __all__ = [
-    'KalmanBoxTracker', 'box_to_measurement', 'state_to_box', 'Tracklet', 'stack_volume',
-    'stack_volumes', 'tracklets_to_lh', 'box_iou_matrix'
+    'KalmanBoxTracker', 'box_to_measurement', 'state_to_box', 'stack_volume', 'stack_volumes',
+    'tracklets_to_lh'
 ]

@@ -1,6 +1,6 @@
 """Stack 2D slice detections of one sub-volume into 3D proposals (tracklets).
 
-Lesion Harvester, Sec. III-B2 (SPEC 2.4):
+Lesion Harvester, Sec. III-B2 (docs/method.md#stacking):
 
 1. Keep 2D detections with score > ``score_thr`` (t_G; 0.1 when harvesting).
 2. Walk the slices in increasing z.  Every active track predicts its box on the next slice with
@@ -23,89 +23,24 @@ Output *(ours)*: boxes are the **raw detections** (clipped), not Kalman estimate
 the box on the ground truth's slice, and a filtered box lags a growing lesion.  On a bridged gap
 slice the box is the linear interpolation between the two bordering detections, with the
 smaller of their scores, flagged in ``Tracklet.filled``.  Unfused extensions are *not* emitted.
-Boxes are clipped to the image ``[0, W] x [0, H]`` (continuous corners, 0-based pixels: the mmdet
-``img_shape`` convention); a detection left with zero width or height after clipping is dropped.
+Boxes are clipped to the image ``[0, W] x [0, H]`` (continuous corners, 0-based pixels:
+:mod:`mmlesion.structures.conventions`); a detection left with zero width or height after
+clipping is dropped.
 Tracklet score = max slice score.  The result is deterministic (stable sorts everywhere, no
 randomness); tracklets are returned by decreasing score, ties by first slice then box.
 """
-from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from mmlesion.structures.boxes import box_iou_2d
+from mmlesion.structures.conventions import STACK_PLUS_ONE
+from mmlesion.structures.tracklet import Tracklet
+
 from .kalman_box_tracker import KalmanBoxTracker
 
-__all__ = ['Tracklet', 'stack_volume', 'stack_volumes', 'tracklets_to_lh', 'box_iou_matrix']
-
-
-@dataclass
-class Tracklet:
-    """A 3D proposal: 2D boxes on consecutive slices of one sub-volume.
-
-    Attributes:
-        z: ``(n,)`` int64 absolute slice indices, ascending and consecutive.
-        boxes: ``(n, 5)`` float64 ``[x1, y1, x2, y2, score]``, 0-based continuous corners inside
-            ``[0, W] x [0, H]``.
-        filled: ``(n,)`` bool, True where the box was interpolated across a bridged gap.
-    """
-    z: np.ndarray
-    boxes: np.ndarray
-    filled: np.ndarray = field(default=None)
-
-    def __post_init__(self):
-        self.z = np.asarray(self.z, dtype=np.int64).ravel()
-        self.boxes = np.asarray(self.boxes, dtype=np.float64).reshape(-1, 5)
-        if self.filled is None:
-            self.filled = np.zeros(self.z.size, dtype=bool)
-        self.filled = np.asarray(self.filled, dtype=bool).ravel()
-        if not (self.z.size == self.boxes.shape[0] == self.filled.size) or self.z.size == 0:
-            raise ValueError(f'Tracklet needs n >= 1 slices with one box each; got {self.z.size} '
-                             f'z, {self.boxes.shape[0]} boxes, {self.filled.size} flags')
-
-    def __len__(self) -> int:
-        return int(self.z.size)
-
-    @property
-    def score(self) -> float:
-        """Tracklet score: the maximum slice score."""
-        return float(self.boxes[:, 4].max())
-
-    @property
-    def best_index(self) -> int:
-        """Index of the highest-scoring slice (first one on ties)."""
-        return int(np.argmax(self.boxes[:, 4]))
-
-    @property
-    def box3d(self) -> np.ndarray:
-        """Enclosing box ``[x1, y1, z1, x2, y2, z2]``, z continuous: ``z[0] - 0.5 .. z[-1] + 0.5``.
-
-        The continuous z extent matches ``3D-Box.pkl`` and
-        :func:`mmlesion.evaluation.functional.box_iou_3d` (``plus_one=False``).
-        """
-        b = self.boxes
-        return np.array([b[:, 0].min(), b[:, 1].min(), self.z[0] - 0.5,
-                         b[:, 2].max(), b[:, 3].max(), self.z[-1] + 0.5])
-
-    def to_lh(self) -> List[Tuple[int, List[float]]]:
-        """``[(z, [x1, y1, x2, y2, score]), ...]`` with Python types, in this tracklet's frame."""
-        return [(int(z), [float(v) for v in b]) for z, b in zip(self.z, self.boxes)]
-
-
-def box_iou_matrix(a: np.ndarray, b: np.ndarray, plus_one: bool = False) -> np.ndarray:
-    """IoU of ``(N, >=4)`` x ``(M, >=4)`` boxes -> ``(N, M)`` (continuous corners by default).
-
-    Kept here so that ``mmlesion.stacking`` depends on numpy/scipy/filterpy only.
-    """
-    a = np.atleast_2d(np.asarray(a, dtype=np.float64))
-    b = np.atleast_2d(np.asarray(b, dtype=np.float64))
-    e = 1.0 if plus_one else 0.0
-    iw = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]) + e
-    ih = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]) + e
-    inter = np.maximum(iw, 0.0) * np.maximum(ih, 0.0)
-    area_a = (a[:, 2] - a[:, 0] + e) * (a[:, 3] - a[:, 1] + e)
-    area_b = (b[:, 2] - b[:, 0] + e) * (b[:, 3] - b[:, 1] + e)
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-6)
+__all__ = ['stack_volume', 'stack_volumes', 'tracklets_to_lh']
 
 
 def _prepare_slice(z, dets, image_size, score_thr) -> np.ndarray:
@@ -168,7 +103,7 @@ def _link(slices: Dict[int, np.ndarray], link_iou: float, plus_one: bool) -> Lis
         still_active = []
         if active and len(dets):
             pred = np.stack([t.predict() for t in active])
-            iou = box_iou_matrix(pred, dets[:, :4], plus_one)
+            iou = box_iou_2d(pred, dets[:, :4], plus_one)
             # inadmissible pairs must not compete with admissible ones in the assignment
             gain = np.where(iou > link_iou, iou, 0.0)
             rows, cols = linear_sum_assignment(gain, maximize=True)
@@ -207,7 +142,7 @@ def _connection_iou(a: _Track, b: _Track, extend: int, plus_one: bool) -> Option
     ib = [min(max(s - b_first, 0), len(b.z) - 1) for s in range(lo, hi + 1)]
     box_a = np.stack([a.boxes[i][:4] for i in ia])
     box_b = np.stack([b.boxes[i][:4] for i in ib])
-    return float(np.diagonal(box_iou_matrix(box_a, box_b, plus_one)).min())
+    return float(np.diagonal(box_iou_2d(box_a, box_b, plus_one)).min())
 
 
 def _fuse(tracks: List[_Track], extend: int, fuse_iou: float,
@@ -235,7 +170,7 @@ def _fuse(tracks: List[_Track], extend: int, fuse_iou: float,
                 first_boxes = np.stack([tracks[j].boxes[0][:4] for j in starts])
                 # IoU(last of A, first of B) is always one of the connecting-slice overlaps, so
                 # it prefilters the candidates in one vectorised call
-                pre = box_iou_matrix(last_boxes, first_boxes, plus_one)
+                pre = box_iou_2d(last_boxes, first_boxes, plus_one)
                 for r, c in zip(*np.nonzero(pre >= fuse_iou)):
                     i, j = ends[r], starts[c]
                     ov = (float(pre[r, c]) if extend == 1 else
@@ -277,7 +212,7 @@ def _fuse(tracks: List[_Track], extend: int, fuse_iou: float,
 
 def stack_volume(slice_dets: Mapping[int, np.ndarray], image_size: Tuple[float, float], *,
                  score_thr: float = 0.1, link_iou: float = 0.8, extend: int = 1,
-                 fuse_iou: float = 0.8, plus_one: bool = False) -> List[Tracklet]:
+                 fuse_iou: float = 0.8, plus_one: bool = STACK_PLUS_ONE) -> List[Tracklet]:
     """Stack one sub-volume's 2D detections into tracklets.
 
     Args:

@@ -19,6 +19,7 @@ import numpy as np
 from mmengine.hooks import Hook
 
 from mmdet.registry import HOOKS
+from mmlesion.structures.tracklet import as_tracklets
 from mmlesion.utils import atomic_write_bytes
 
 __all__ = ['hu_to_display', 'draw_boxes', 'render_volume_overlay', 'save_volume_overlay',
@@ -72,16 +73,6 @@ def _caption(tile: np.ndarray, text: str) -> None:
                 cv2.LINE_AA)
 
 
-def _tracklet_parts(trk) -> Tuple[np.ndarray, np.ndarray]:
-    if hasattr(trk, 'z') and hasattr(trk, 'boxes'):
-        return np.asarray(trk.z, dtype=np.int64), np.asarray(trk.boxes, dtype=np.float64)
-    arr = np.asarray(trk, dtype=np.float64)
-    if arr.ndim == 2 and arr.shape[1] == 6:
-        return arr[:, 0].astype(np.int64), arr[:, 1:]
-    z = np.array([p[0] for p in trk], dtype=np.int64)
-    return z, np.array([p[1] for p in trk], dtype=np.float64).reshape(-1, 5)
-
-
 def render_volume_overlay(get_slice: Callable[[int], np.ndarray], tracklets: Sequence,
                           gt_boxes_2d: Optional[np.ndarray] = None, title: str = '',
                           max_tracklets: int = 5, tile_px: int = 256, columns: int = 4,
@@ -91,8 +82,8 @@ def render_volume_overlay(get_slice: Callable[[int], np.ndarray], tracklets: Seq
 
     Args:
         get_slice: absolute slice index -> ``H x W`` HU array.
-        tracklets: the volume's tracklets, highest score first (``Tracklet``, ``(n, 6)``
-            ``[z, x1, y1, x2, y2, score]`` arrays or Lesion Harvester lists), mmlesion frame.
+        tracklets: the volume's tracklets, highest score first, mmlesion frame (any layout of
+            :mod:`mmlesion.structures.tracklet`).
         gt_boxes_2d: ``(g, 5)`` ``[z, x1, y1, x2, y2]`` ground truth (absolute z, 0-based).
         title: written above the tiles.
         max_tracklets: tracklets shown on their own tile (by rank).
@@ -104,7 +95,7 @@ def render_volume_overlay(get_slice: Callable[[int], np.ndarray], tracklets: Seq
     """
     gt = np.zeros((0, 5)) if gt_boxes_2d is None else np.asarray(gt_boxes_2d, dtype=np.float64)
     gt = gt.reshape(-1, 5)
-    parts = [_tracklet_parts(t) for t in tracklets]
+    parts = [(t.z, t.boxes) for t in as_tracklets(tracklets)]
     tiles = []
     for rank, (z, boxes) in enumerate(parts[:max_tracklets]):
         best = int(np.argmax(boxes[:, 4]))
@@ -185,8 +176,7 @@ class KeySliceOverlayHook(Hook):
         self._written = 0
 
     def after_test_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
-        from mmlesion.datasets.slice_sampling import raw_to_hu
-        from mmlesion.datasets.volume_reader import read_uint16_png
+        from mmlesion.datasets.png_codec import raw_to_hu, read_uint16_png
         for sample in outputs or []:
             if self.max_images is not None and self._written >= self.max_images:
                 return

@@ -16,7 +16,7 @@ from mmlesion.utils.fileio import atomic_dump_pickle
 
 HERE = osp.dirname(osp.abspath(__file__))
 _spec = importlib.util.spec_from_file_location(
-    'annotation_case', osp.join(HERE, '..', 'test_evaluation', 'test_metrics',
+    'annotation_case', osp.join(HERE, '..', 'test_evaluation',
                                 'annotation_case.py'))
 case = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(case)
@@ -112,7 +112,7 @@ def test_real_release_ground_truth_as_detections(shared_data_dir, tmp_path):
     minus those of the first 100 volumes, leave no FP: AP = sensitivity = the kept fraction.
     The same set imported to mmlesion JSON scores the same."""
     from mmlesion.datasets.converters.annotation_release import import_release
-    from mmlesion.evaluation.metrics import load_annotation_set
+    from mmlesion.evaluation import load_annotation_set
     from mmlesion.utils.fileio import atomic_dump_json
     pkl = str(shared_data_dir / 'lesion_harvester' / 'Revised-Test1071.pkl')
     ann = load_annotation_set(pkl)
@@ -139,7 +139,7 @@ def _truth_case(root):
     """Revised-Test ground truth of a synthetic dataset, and tracklets that find exactly its
     lesions of one organ (one single-slice tracklet on each such key slice)."""
     from mmlesion.synthetic.truth import load_truth
-    from mmlesion.evaluation.metrics.annotation_set import load_annotation_set
+    from mmlesion.evaluation import load_annotation_set
     ann_file = str(root / 'ground_truth' / 'Revised-Test.pkl')
     truth = load_truth(root / 'ground_truth' / 'truth.json')
     ann = load_annotation_set(ann_file)

@@ -21,7 +21,8 @@ from mmdet.registry import LOOPS, MODELS
 from mmdet.structures import DetDataSample
 from mmlesion.cli.eval_p3d import main as eval_p3d_main
 from mmlesion.datasets.transforms import LoadMultiSliceFromFile, PackLesionInputs, RescaleToSpacing
-from mmlesion.engine import VolumeScanTestLoop, split_test_pipeline
+from mmlesion.apis import split_test_pipeline
+from mmlesion.engine import VolumeScanTestLoop
 from mmlesion.evaluation.detection_io import load_lh_detections
 from mmlesion.utils.fileio import atomic_dump_pickle
 from mmlesion.utils.safe_pickle import load_pickle
@@ -250,10 +251,10 @@ def test_real_centernet_boxes_come_back_in_the_original_frame(synthetic_converte
     model = runner.model
     model.eval()
     item = loop.inputs[0]
-    result = loop.scan_item(item)
+    pred = loop.scan_item(item)
     # the same mini-batch as the loop's (conv kernels may round differently per batch size)
-    start = (len(item['slices']) // 2) // loop.batch_size * loop.batch_size
-    chunk = item['slices'][start:start + loop.batch_size]
+    start = (len(item['slices']) // 2) // loop.predictor.batch_size * loop.predictor.batch_size
+    chunk = item['slices'][start:start + loop.predictor.batch_size]
     z, packed = chunk[0]
     meta = packed['data_samples'].metainfo
     sx, sy = meta['scale_factor']
@@ -264,11 +265,11 @@ def test_real_centernet_boxes_come_back_in_the_original_frame(synthetic_converte
                  data_samples=[copy.deepcopy(p['data_samples']) for _, p in chunk]), False)
         raw = model.predict(data['inputs'], data['data_samples'], rescale=False)[0]
     expected = raw.pred_instances.bboxes.numpy() / np.array([sx, sy, sx, sy])
-    np.testing.assert_allclose(result['slice_dets'][z][:, :4], expected, rtol=1e-5, atol=1e-4)
-    np.testing.assert_allclose(result['slice_dets'][z][:, 4], raw.pred_instances.scores.numpy(),
+    np.testing.assert_allclose(pred.slice_dets[z][:, :4], expected, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(pred.slice_dets[z][:, 4], raw.pred_instances.scores.numpy(),
                                rtol=1e-6)
-    assert len(result['slice_dets']) == len(item['slices'])
+    assert len(pred.slice_dets) == len(item['slices'])
     w, h = item['image_size']
-    for trk in result['tracklets']:  # stacked boxes never leave the image
+    for trk in pred.tracklets:  # stacked boxes never leave the image
         assert trk.boxes[:, [0, 2]].min() >= 0 and trk.boxes[:, [0, 2]].max() <= w
         assert trk.boxes[:, [1, 3]].min() >= 0 and trk.boxes[:, [1, 3]].max() <= h

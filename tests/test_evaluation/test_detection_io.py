@@ -9,7 +9,7 @@ from mmlesion.evaluation.detection_io import (convert_detections_frame, load_lh_
                                               load_lh_boxes_3d, load_lh_detections,
                                               save_lh_detections)
 from mmlesion.evaluation.functional.p3d import evaluate_p3d
-from mmlesion.stacking import Tracklet
+from mmlesion.structures import Tracklet
 from mmlesion.utils.safe_pickle import UnsafePickleError, load_pickle
 
 KEY = '001344_01_01_012-024'  # slices 12..24
@@ -114,7 +114,7 @@ def test_real_release_files_in_both_frames(shared_data_dir):
     assert evaluate_p3d(gt_lh, dets_mem).ap == 0.0
     boxes = load_lh_boxes_3d(lh / '3D-Box.pkl')
     assert len(boxes) == 272 and sum(len(b) for b in boxes.values()) == 874
-    from mmlesion.datasets.volume_key import parse_volume_key
+    from mmlesion.structures.volume_key import parse_volume_key
     for key, b in boxes.items():
         vk = parse_volume_key(key)
         assert b[:, 2].min() >= vk.start - 0.5 and b[:, 5].max() <= vk.end + 0.5

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from mmlesion.stacking import Tracklet, stack_volume, tracklets_to_lh
+from mmlesion.stacking import stack_volume, tracklets_to_lh
+from mmlesion.structures import Tracklet
 
 
 def _box(x, y, w, h, s):

@@ -1,7 +1,7 @@
 """Overlay images: boxes land on the right pixels of the right tiles."""
 import numpy as np
 
-from mmlesion.stacking import Tracklet
+from mmlesion.structures import Tracklet
 from mmlesion.visualization.overlays import (DET_BGR, GT_BGR, OTHER_BGR, hu_to_display,
                                              render_volume_overlay)
 

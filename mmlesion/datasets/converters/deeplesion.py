@@ -26,7 +26,7 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from mmlesion.datasets.converters.dl_info import (DLInfoError, DLInfoRow,
                                                   DLInfoTable, read_dl_info)
-from mmlesion.datasets.volume_key import slice_file_name
+from mmlesion.structures.volume_key import slice_file_name
 from mmlesion.utils.fileio import atomic_write_text
 from mmlesion.version import __version__
 

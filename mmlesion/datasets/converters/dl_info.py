@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import List, Optional, Tuple, Union
 
-from mmlesion.datasets.volume_key import (parse_dl_file_name, series_name,
+from mmlesion.structures.volume_key import (parse_dl_file_name, series_name,
                                           volume_key)
 
 DL_INFO_HEADER = (

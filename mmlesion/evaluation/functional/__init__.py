@@ -1,21 +1,18 @@
-"""Pure-numpy metric cores (no MMEngine): P3D, 2D RECIST FROC, 3D IoU FROC, stratification."""
-from .box_ops import (box_area_2d, box_iobb_2d, box_iobb_2d_pairs, box_iou_2d, box_iou_2d_pairs,
-                      box_iou_3d, box_iou_3d_pairs, match_pairs_by_key)
+"""Pure-numpy metric cores (no MMEngine): P3D, 2D RECIST FROC, 3D IoU FROC, stratification.
+
+Box overlaps and tracklet packing live in :mod:`mmlesion.structures`."""
 from .froc import (P3D_FP_POINTS, RECIST_FP_POINTS, FROCResult, froc_from_hits,
                    interp_sensitivity, voc_ap)
 from .iou3d import clip_boxes3d_z, evaluate_iou_3d, tracklet_boxes3d
-from .p3d import (PackedGT2D, PackedTracklets, evaluate_p3d, normalize_key, p3d_overlaps,
-                  pack_gt_2d, pack_tracklets)
+from .p3d import PackedGT2D, evaluate_p3d, p3d_overlaps, pack_gt_2d
 from .recist2d import evaluate_recist_2d
 from .stratify import (DEFAULT_SIZE_EDGES_MM, LESION_TYPES, StratumSensitivity, align_gt_values,
                        box_long_side, sensitivity_by_stratum, size_strata)
 
 __all__ = [
-    'box_area_2d', 'box_iou_2d', 'box_iou_2d_pairs', 'box_iobb_2d', 'box_iobb_2d_pairs',
-    'box_iou_3d', 'box_iou_3d_pairs', 'match_pairs_by_key', 'P3D_FP_POINTS', 'RECIST_FP_POINTS',
-    'FROCResult', 'froc_from_hits', 'interp_sensitivity', 'voc_ap', 'evaluate_p3d',
-    'p3d_overlaps', 'pack_gt_2d', 'pack_tracklets', 'PackedGT2D', 'PackedTracklets',
-    'normalize_key', 'evaluate_recist_2d', 'evaluate_iou_3d', 'tracklet_boxes3d',
-    'clip_boxes3d_z', 'sensitivity_by_stratum', 'StratumSensitivity', 'size_strata',
-    'box_long_side', 'align_gt_values', 'DEFAULT_SIZE_EDGES_MM', 'LESION_TYPES'
+    'P3D_FP_POINTS', 'RECIST_FP_POINTS', 'FROCResult', 'froc_from_hits', 'interp_sensitivity',
+    'voc_ap', 'evaluate_p3d', 'p3d_overlaps', 'pack_gt_2d', 'PackedGT2D', 'evaluate_recist_2d',
+    'evaluate_iou_3d', 'tracklet_boxes3d', 'clip_boxes3d_z', 'sensitivity_by_stratum',
+    'StratumSensitivity', 'size_strata', 'box_long_side', 'align_gt_values',
+    'DEFAULT_SIZE_EDGES_MM', 'LESION_TYPES'
 ]

@@ -14,9 +14,11 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .box_ops import box_iou_3d_pairs, match_pairs_by_key
+from mmlesion.structures.boxes import box_iou_3d_pairs, match_pairs_by_key
+from mmlesion.structures.tracklet import pack_tracklets
+from mmlesion.structures.volume_key import normalize_key
+
 from .froc import P3D_FP_POINTS, FROCResult, froc_from_hits
-from .p3d import normalize_key, pack_tracklets
 
 __all__ = ['evaluate_iou_3d', 'tracklet_boxes3d', 'clip_boxes3d_z']
 

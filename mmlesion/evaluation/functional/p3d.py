@@ -15,49 +15,27 @@ Semantics follow the released ``evaluation.py`` of Lesion Harvester:
   denominator is the number of volumes of the annotation set, volumes without tracklets
   included; AP = VOC all-point area with Lesion Harvester's ``per_gt`` duplicate counting).
 
-Frames: ground truth and tracklets must be in the **same** frame -- either both as in the
-Lesion Harvester files (relative z, 1-based x/y) or both in mmlesion's frame (absolute z, 0-based
-x/y; see :mod:`mmlesion.evaluation.detection_io` for conversions).  The ``+1`` IoU is translation
-invariant, so the frame does not change the numbers as long as both sides agree; z must match
-exactly.
+Frames (:mod:`mmlesion.structures.conventions`): ground truth and tracklets must be in the
+**same** frame, both ``'lh'`` or both ``'mmlesion'``; the ``+1`` IoU does not depend on which, z
+must match exactly.  Tracklets in any layout of :mod:`mmlesion.structures.tracklet`.
 
 Keys: a trailing ``.annot`` (``Revised-*.pkl``) is stripped from ground-truth and detection keys.
 Tracklets on volumes outside the annotation set are ignored (the reference crashes on them);
 their number and keys are reported in ``FROCResult.n_ignored_dets`` / ``ignored_keys``.
 """
-from itertools import chain
-from operator import itemgetter
 from typing import Any, List, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
-from .box_ops import box_iou_2d_pairs, match_pairs_by_key
+from mmlesion.structures.boxes import box_iou_2d_pairs, match_pairs_by_key
+from mmlesion.structures.conventions import EVAL_PLUS_ONE
+from mmlesion.structures.tracklet import (PackedTracklets, integral_slice_indices,
+                                          pack_tracklets)
+from mmlesion.structures.volume_key import normalize_key
+
 from .froc import P3D_FP_POINTS, FROCResult, froc_from_hits
 
-__all__ = ['evaluate_p3d', 'p3d_overlaps', 'pack_tracklets', 'pack_gt_2d', 'PackedTracklets',
-           'PackedGT2D', 'normalize_key']
-
-
-def normalize_key(key: Any) -> str:
-    """Volume key as a string without the ``.annot`` suffix of the ``Revised-*`` files."""
-    key = str(key)
-    return key[:-len('.annot')] if key.endswith('.annot') else key
-
-
-class PackedTracklets(NamedTuple):
-    """All tracklets of a set of volumes as flat arrays.
-
-    Tracklets are ordered by volume (``keys`` order), then by their position in the volume's list.
-    """
-    keys: List[str]
-    trk_volume: np.ndarray  # (T,) int64 index into keys
-    trk_index: np.ndarray  # (T,) int64 position in the volume's tracklet list
-    trk_start: np.ndarray  # (T,) int64 first row of the tracklet in z/boxes
-    trk_len: np.ndarray  # (T,) int64 number of boxes (>= 1)
-    scores: np.ndarray  # (T,) float64 max slice score
-    z: np.ndarray  # (B,) int64 slice index of each box
-    boxes: np.ndarray  # (B, 5) float64 [x1, y1, x2, y2, score]
-    box_trk: np.ndarray  # (B,) int64 tracklet of each box
+__all__ = ['evaluate_p3d', 'p3d_overlaps', 'pack_gt_2d', 'PackedGT2D']
 
 
 class PackedGT2D(NamedTuple):
@@ -66,16 +44,6 @@ class PackedGT2D(NamedTuple):
     index: np.ndarray  # (G,) int64 position in the volume's GT list
     z: np.ndarray  # (G,) int64
     boxes: np.ndarray  # (G, 4) float64 [x1, y1, x2, y2]
-
-
-def _integral_z(z: np.ndarray, what: str) -> np.ndarray:
-    if z.size and not np.all(np.isfinite(z)):
-        raise ValueError(f'{what}: non-finite slice index')
-    zi = np.rint(z)
-    if z.size and np.any(np.abs(z - zi) > 1e-6):
-        bad = int(np.flatnonzero(np.abs(z - zi) > 1e-6)[0])
-        raise ValueError(f'{what}: slice index {z[bad]!r} is not an integer')
-    return zi.astype(np.int64)
 
 
 def _gt_rows(value: Any, key: str):
@@ -140,207 +108,7 @@ def pack_gt_2d(gt: Mapping[Any, Any]) -> PackedGT2D:
     if not np.all(np.isfinite(boxes)):
         raise ValueError('ground truth contains non-finite box coordinates')
     return PackedGT2D(keys, np.concatenate(vols), np.concatenate(idxs),
-                      _integral_z(np.concatenate(zs), 'ground truth'), boxes)
-
-
-def _array_tracklet(trk: Any, key: str, t: int):
-    """A tracklet given as arrays -> (z (n,), boxes (n, 5)) float64."""
-    if hasattr(trk, 'boxes') and hasattr(trk, 'z'):  # mmlesion.stacking.Tracklet
-        z = np.asarray(trk.z, dtype=np.float64).ravel()
-        boxes = np.asarray(trk.boxes, dtype=np.float64)
-    elif isinstance(trk, np.ndarray):
-        if trk.ndim != 2 or trk.shape[1] != 6:
-            raise ValueError(f'detections of {key!r}, tracklet {t}: expected an (n, 6) array '
-                             f'[z, x1, y1, x2, y2, score], got shape {trk.shape}')
-        z, boxes = trk[:, 0].astype(np.float64), trk[:, 1:].astype(np.float64)
-    else:
-        raise ValueError(f'detections of {key!r}, tracklet {t}: expected a list of '
-                         f'(z, [x1, y1, x2, y2, score]) pairs, an (n, 6) array or a Tracklet, '
-                         f'got {type(trk).__name__}')
-    if boxes.ndim != 2 or boxes.shape[1] != 5 or boxes.shape[0] != z.size:
-        raise ValueError(f'detections of {key!r}, tracklet {t}: boxes must be (n, 5) '
-                         f'[x1, y1, x2, y2, score] for n={z.size} slices, got shape {boxes.shape}')
-    return z, boxes
-
-
-def _bulk_arrays(trks: Sequence[Any]):
-    """One volume's tracklets, all ``(n, 6)`` arrays or all Tracklet-like objects, converted
-    with one concatenation -> (lengths, z, boxes); None if the fast path does not apply (the
-    per-tracklet path then names any malformed tracklet)."""
-    if not trks:
-        return None
-    try:
-        if all(isinstance(t, np.ndarray) for t in trks):
-            if not all(t.ndim == 2 and t.shape[1] == 6 for t in trks):
-                return None
-            arr = np.concatenate(trks).astype(np.float64, copy=False)
-            return [t.shape[0] for t in trks], arr[:, 0], arr[:, 1:]
-        if all(hasattr(t, 'boxes') and hasattr(t, 'z') for t in trks):
-            zs = [np.asarray(t.z).ravel() for t in trks]
-            bs = [np.asarray(t.boxes) for t in trks]
-            if not all(b.ndim == 2 and b.shape[1] == 5 and b.shape[0] == z.size
-                       for z, b in zip(zs, bs)):
-                return None
-            return ([z.size for z in zs], np.concatenate(zs).astype(np.float64),
-                    np.concatenate(bs).astype(np.float64, copy=False))
-    except (TypeError, ValueError):
-        return None
-    return None
-
-
-def _boxes_array(bs: list, locate) -> np.ndarray:
-    """List of per-slice boxes -> (n, 5); ``locate(i)`` names box ``i`` in error messages."""
-    arr = None
-    try:
-        if bs and isinstance(bs[0], np.ndarray):
-            arr = np.asarray(bs, dtype=np.float64)
-        elif set(map(len, bs)) == {5}:  # flat iteration beats asarray on nested lists ~2x
-            arr = np.fromiter(chain.from_iterable(bs), np.float64, count=5 * len(bs))
-            arr = arr.reshape(-1, 5)
-    except (TypeError, ValueError):
-        arr = None
-    if arr is None or arr.ndim != 2 or arr.shape[1] != 5:
-        rows = []
-        for i, b in enumerate(bs):
-            try:
-                r = np.asarray(b, dtype=np.float64).ravel()
-            except (TypeError, ValueError):
-                r = None
-            if r is None or r.size != 5:
-                raise ValueError(f'{locate(i)}: expected [x1, y1, x2, y2, score], got {b!r}')
-            rows.append(r)
-        arr = np.stack(rows)
-    return arr
-
-
-def pack_tracklets(detections: Mapping[Any, Sequence[Any]], keys: Sequence[str]) -> PackedTracklets:
-    """Flatten tracklets of the given volume keys into arrays.
-
-    Args:
-        detections: ``{key: [tracklet, ...]}``; a tracklet is a sequence of
-            ``(z, [x1, y1, x2, y2, score])``, an ``(n, 6)`` array ``[z, x1, y1, x2, y2, score]``
-            or an object with ``z`` ``(n,)`` and ``boxes`` ``(n, 5)`` attributes.  Keys may carry
-            ``.annot``.
-        keys: volumes to take, in this order (keys absent from ``detections`` have no tracklets).
-
-    Raises:
-        ValueError: naming the volume, tracklet and box of malformed input (empty tracklet,
-            box without 5 numbers, non-integer z, non-finite values).
-    """
-    dets = {normalize_key(k): v for k, v in detections.items()}
-    if len(dets) != len(detections):
-        raise ValueError('detections list a volume twice (with and without ".annot")')
-    trk_vol, trk_idx, lens = [], [], []
-    segments = []  # ('pairs', [(z, box), ...]) or ('arrays', z, boxes), in tracklet order
-    pending = []  # (z, box) pairs of consecutive list-type tracklets, converted in bulk
-
-    for v, key in enumerate(keys):
-        trks = dets.get(key)
-        if trks is None:
-            continue
-        if set(map(type, trks)) <= {list, tuple}:  # the LH layout: convert the volume in bulk
-            n_each = list(map(len, trks))
-            if 0 in n_each:
-                raise ValueError(f'detections of {key!r}, tracklet {n_each.index(0)}: '
-                                 'empty tracklet')
-            trk_vol.extend([v] * len(trks))
-            trk_idx.extend(range(len(trks)))
-            lens.extend(n_each)
-            pending.extend(chain.from_iterable(trks))
-            continue
-        bulk = _bulk_arrays(trks)
-        if bulk is not None:  # all (n, 6) arrays or all Tracklet objects: one concatenation
-            n_each, z, boxes = bulk
-            if 0 in n_each:
-                raise ValueError(f'detections of {key!r}, tracklet {n_each.index(0)}: '
-                                 'empty tracklet')
-            if pending:
-                segments.append(('pairs', pending))
-                pending = []
-            segments.append(('arrays', z, boxes))
-            trk_vol.extend([v] * len(trks))
-            trk_idx.extend(range(len(trks)))
-            lens.extend(n_each)
-            continue
-        for t, trk in enumerate(trks):
-            if isinstance(trk, (list, tuple)):
-                n = len(trk)
-                pending.extend(trk)
-            else:
-                if pending:
-                    segments.append(('pairs', pending))
-                    pending = []
-                z, boxes = _array_tracklet(trk, key, t)
-                n = z.size
-                segments.append(('arrays', z, boxes))
-            if n == 0:
-                raise ValueError(f'detections of {key!r}, tracklet {t}: empty tracklet')
-            trk_vol.append(v)
-            trk_idx.append(t)
-            lens.append(n)
-    if pending:
-        segments.append(('pairs', pending))
-
-    n_trk = len(lens)
-    lens = np.asarray(lens, dtype=np.int64)
-    starts = np.cumsum(lens) - lens
-    if n_trk == 0:
-        empty_i = np.zeros(0, np.int64)
-        return PackedTracklets(list(keys), empty_i, empty_i, empty_i, empty_i, np.zeros(0),
-                               empty_i, np.zeros((0, 5)), empty_i)
-    box_trk = np.repeat(np.arange(n_trk, dtype=np.int64), lens)
-
-    def where(row):
-        trk = box_trk[row]
-        return (f'detections of {keys[trk_vol[trk]]!r}, tracklet {trk_idx[trk]}, '
-                f'box {row - starts[trk]}')
-
-    z_parts, arrays = [], []
-    row = 0
-    for seg in segments:
-        if seg[0] == 'arrays':
-            z_parts.append(seg[1])
-            arrays.append(seg[2])
-            row += seg[1].size
-            continue
-        pairs = seg[1]
-        try:
-            well_formed = set(map(len, pairs)) == {2}
-        except TypeError:
-            well_formed = False
-        if not well_formed:
-            bad = next(i for i, p in enumerate(pairs)
-                       if not (hasattr(p, '__len__') and len(p) == 2))
-            raise ValueError(f'{where(row + bad)}: expected a (z, [x1, y1, x2, y2, score]) pair, '
-                             f'got {pairs[bad]!r}')
-        try:
-            z_parts.append(np.fromiter(map(itemgetter(0), pairs), np.float64, count=len(pairs)))
-        except (TypeError, ValueError):
-            for i, p in enumerate(pairs):
-                try:
-                    float(p[0])
-                except (TypeError, ValueError):
-                    raise ValueError(f'{where(row + i)}: slice index must be a number, '
-                                     f'got {p[0]!r}') from None
-            raise
-        arrays.append(_boxes_array(list(map(itemgetter(1), pairs)),
-                                   lambda i, row=row: where(row + i)))
-        row += len(pairs)
-    z = np.concatenate(z_parts)
-    boxes = np.concatenate(arrays).astype(np.float64, copy=False)
-    finite = np.isfinite(boxes).all(axis=1) & np.isfinite(z)
-    if not finite.all():
-        b = int(np.flatnonzero(~finite)[0])
-        raise ValueError(f'{where(b)}: non-finite value in z={z[b]!r}, box={boxes[b].tolist()!r}')
-    try:
-        zi = _integral_z(z, 'detections')
-    except ValueError:
-        b = int(np.flatnonzero(np.abs(z - np.rint(z)) > 1e-6)[0])
-        raise ValueError(f'{where(b)}: slice index {z[b]!r} is not an integer') from None
-    scores = np.maximum.reduceat(boxes[:, 4], starts)
-    return PackedTracklets(list(keys), np.asarray(trk_vol, dtype=np.int64),
-                           np.asarray(trk_idx, dtype=np.int64), starts, lens, scores, zi, boxes,
-                           box_trk)
+                      integral_slice_indices(np.concatenate(zs), 'ground truth'), boxes)
 
 
 def _first_box_per_slice(packed: PackedTracklets) -> np.ndarray:
@@ -376,7 +144,7 @@ def _hit_pairs(gt: PackedGT2D, packed: PackedTracklets, iou_thr: float, plus_one
 def evaluate_p3d(gt: Mapping[Any, Any], detections: Mapping[Any, Sequence[Any]], *,
                  iou_thr: float = 0.5, fp_points: Sequence[float] = P3D_FP_POINTS,
                  interp: str = 'extrapolate', ap_duplicates: str = 'per_gt',
-                 froc_duplicates: str = 'ignore', plus_one: bool = True) -> FROCResult:
+                 froc_duplicates: str = 'ignore', plus_one: bool = EVAL_PLUS_ONE) -> FROCResult:
     """P3D FROC and AP of tracklets against a completely annotated 2D ground-truth set.
 
     Args:
@@ -417,7 +185,8 @@ def evaluate_p3d(gt: Mapping[Any, Any], detections: Mapping[Any, Sequence[Any]],
     return result
 
 
-def p3d_overlaps(gt_boxes: Any, tracklets: Sequence[Any], plus_one: bool = True) -> np.ndarray:
+def p3d_overlaps(gt_boxes: Any, tracklets: Sequence[Any],
+                 plus_one: bool = EVAL_PLUS_ONE) -> np.ndarray:
     """P3D IoU of each tracklet of one volume with each ground truth of that volume.
 
     Args:

@@ -19,7 +19,8 @@ from typing import Any, List, Mapping
 
 import numpy as np
 
-from .box_ops import box_iobb_2d_pairs, box_iou_2d_pairs, match_pairs_by_key
+from mmlesion.structures.boxes import box_iobb_2d_pairs, box_iou_2d_pairs, match_pairs_by_key
+
 from .froc import RECIST_FP_POINTS, FROCResult, froc_from_hits
 
 __all__ = ['evaluate_recist_2d', 'sorted_keys']

@@ -1,14 +1,11 @@
 """MMEngine metrics (registered in ``mmdet.registry.METRICS``): thin adapters over the numpy cores
 of :mod:`mmlesion.evaluation.functional`."""
-from .annotation_set import AnnotationSet, VolumeInfo, load_annotation_set
 from .iou3d_metric import IoU3DMetric
 from .p3d_metric import P3DMetric, VolumeFROCMetric, evaluate_p3d_on_set
 from .recist2d_metric import Recist2DMetric
-from .utils import (compress_curve, dump_froc_json, froc_table, froc_to_dict, tracklet_array,
-                    tracklet_arrays)
+from .utils import compress_curve, dump_froc_json, froc_table, froc_to_dict
 
 __all__ = [
-    'AnnotationSet', 'VolumeInfo', 'load_annotation_set', 'P3DMetric', 'IoU3DMetric',
-    'Recist2DMetric', 'VolumeFROCMetric', 'evaluate_p3d_on_set', 'compress_curve',
-    'dump_froc_json', 'froc_table', 'froc_to_dict', 'tracklet_array', 'tracklet_arrays'
+    'P3DMetric', 'IoU3DMetric', 'Recist2DMetric', 'VolumeFROCMetric', 'evaluate_p3d_on_set',
+    'compress_curve', 'dump_froc_json', 'froc_table', 'froc_to_dict'
 ]

@@ -7,8 +7,9 @@ import numpy as np
 from mmdet.registry import METRICS
 from mmlesion.evaluation.functional.froc import P3D_FP_POINTS, FROCResult
 from mmlesion.evaluation.functional.iou3d import evaluate_iou_3d, tracklet_boxes3d
+from mmlesion.structures.tracklet import Tracklet
+from mmlesion.structures.volume import AnnotationSet
 
-from .annotation_set import AnnotationSet
 from .p3d_metric import VolumeFROCMetric
 
 __all__ = ['IoU3DMetric']
@@ -20,7 +21,7 @@ class IoU3DMetric(VolumeFROCMetric):
 
     A tracklet's 3D box is the union of its slice boxes in x/y and ``[z_first - 0.5,
     z_last + 0.5]`` in z; extents are continuous (no ``+1``).  Ground-truth conventions: see
-    :mod:`mmlesion.evaluation.metrics.annotation_set`.  FPs per volume as P3D.
+    :mod:`mmlesion.evaluation.annotation_set`.  FPs per volume as P3D.
 
     Returns ``{'iou3d/AP': .., 'iou3d/sens@0.125': .., ...}``.  Arguments: see
     :class:`~mmlesion.evaluation.metrics.p3d_metric.VolumeFROCMetric` (``iou_thr`` defaults to
@@ -40,7 +41,7 @@ class IoU3DMetric(VolumeFROCMetric):
         return ann.boxes_3d
 
     def evaluate_detections(self, gt: Dict[str, np.ndarray],
-                            detections: Dict[str, List[np.ndarray]]) -> FROCResult:
+                            detections: Dict[str, List[Tracklet]]) -> FROCResult:
         boxes3d = tracklet_boxes3d(detections, z_convention='continuous')
         return evaluate_iou_3d(gt, boxes3d, iou_thr=self.iou_thr, fp_points=self.fp_points,
                                interp=self.interp, plus_one=False)

@@ -4,14 +4,14 @@ The metric consumes *per-volume* results, as :class:`mmlesion.engine.VolumeScanT
 them to the evaluator, one data sample per sub-volume::
 
     dict(volume_id='000089_01_01_031-043',      # sub-volume key
-         tracklets=[Tracklet, ...],              # or (n, 6) arrays / LH lists; absolute z,
-                                                 # 0-based x/y (mmlesion's frame)
+         tracklets=[Tracklet, ...],              # any layout of mmlesion.structures.tracklet,
+                                                 # mmlesion's frame
          image_size=(W, H), slice_range=(first, last),
          gt_boxes_2d=(n, 5) [z, x1, y1, x2, y2],  # optional: ground truth carried by the scan
          gt_boxes_3d=(n, 6) [x1, y1, z1, x2, y2, z2])  # optional
 
 Ground truth comes from ``ann_file`` (mmlesion JSON or a Lesion Harvester / LENS pickle, read by
-:func:`~mmlesion.evaluation.metrics.annotation_set.load_annotation_set`) or, without it, from
+:func:`~mmlesion.evaluation.annotation_set.load_annotation_set`) or, without it, from
 the ``gt_boxes_*`` the scan attached.  The annotation set's volumes are the FP denominator,
 volumes without boxes or without tracklets included.  The numbers are those of the numpy cores
 in :mod:`mmlesion.evaluation.functional`; ``tools/eval_p3d.py`` computes the same from files.
@@ -25,12 +25,15 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 
 from mmdet.registry import METRICS
+from mmlesion.evaluation.annotation_set import load_annotation_set
 from mmlesion.evaluation.detection_io import save_lh_detections
 from mmlesion.evaluation.functional.froc import INTERP_MODES, P3D_FP_POINTS, FROCResult
-from mmlesion.evaluation.functional.p3d import evaluate_p3d, normalize_key
+from mmlesion.evaluation.functional.p3d import evaluate_p3d
+from mmlesion.structures.tracklet import Tracklet, as_tracklets
+from mmlesion.structures.volume import AnnotationSet
+from mmlesion.structures.volume_key import normalize_key
 
-from .annotation_set import AnnotationSet, load_annotation_set
-from .utils import dump_froc_json, froc_table, tracklet_arrays
+from .utils import dump_froc_json, froc_table
 
 __all__ = ['VolumeFROCMetric', 'P3DMetric', 'evaluate_p3d_on_set']
 
@@ -133,7 +136,7 @@ class VolumeFROCMetric(BaseMetric):
 
     # ------------------------------------------------------------------ BaseMetric API
     def process(self, data_batch: Any, data_samples: Sequence[dict]) -> None:
-        """Store one entry per volume: key, tracklets as ``(n, 6)`` arrays, carried GT."""
+        """Store one entry per volume: key, :class:`Tracklet` list, carried GT."""
         for sample in data_samples:
             if 'volume_id' not in sample or 'tracklets' not in sample:
                 raise KeyError(
@@ -142,18 +145,18 @@ class VolumeFROCMetric(BaseMetric):
                     f'{sorted(sample)}')
             vid = normalize_key(sample['volume_id'])
             entry = dict(volume_id=vid,
-                         tracklets=tracklet_arrays(sample['tracklets'], f'volume {vid!r}'))
+                         tracklets=as_tracklets(sample['tracklets'], f'volume {vid!r}'))
             for key in ('gt_boxes_2d', 'gt_boxes_3d'):
                 if sample.get(key) is not None:
                     entry[key] = np.asarray(sample[key], dtype=np.float64)
             self.results.append(entry)
 
     def evaluate_detections(self, gt: Dict[str, np.ndarray],
-                            detections: Dict[str, List[np.ndarray]]) -> FROCResult:
+                            detections: Dict[str, List[Tracklet]]) -> FROCResult:
         raise NotImplementedError
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
-        detections: Dict[str, List[np.ndarray]] = {}
+        detections: Dict[str, List[Tracklet]] = {}
         duplicates = []
         unique = []
         for r in results:
@@ -193,7 +196,7 @@ class VolumeFROCMetric(BaseMetric):
         self._write_outputs(detections, result)
         return result.summary()
 
-    def _write_outputs(self, detections: Dict[str, List[np.ndarray]], result: FROCResult):
+    def _write_outputs(self, detections: Dict[str, List[Tracklet]], result: FROCResult):
         if self.det_out:
             save_lh_detections(detections, self.det_out)
             print_log(f'wrote {len(detections)} volumes of tracklets (Lesion Harvester format: '

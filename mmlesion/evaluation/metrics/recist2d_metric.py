@@ -13,11 +13,12 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 
 from mmdet.registry import METRICS
+from mmlesion.evaluation.annotation_set import load_annotation_set
 from mmlesion.evaluation.detection_io import save_lh_detections
 from mmlesion.evaluation.functional.froc import INTERP_MODES, RECIST_FP_POINTS, FROCResult
 from mmlesion.evaluation.functional.recist2d import CRITERIA, evaluate_recist_2d
+from mmlesion.structures.volume import AnnotationSet
 
-from .annotation_set import AnnotationSet, load_annotation_set
 from .utils import dump_froc_json, froc_table
 
 __all__ = ['Recist2DMetric']

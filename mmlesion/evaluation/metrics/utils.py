@@ -1,5 +1,5 @@
-"""Helpers shared by the metric adapters and ``tools/eval_p3d.py``: tracklet conversion, the
-summary table, and the FROC JSON written next to the metrics."""
+"""Helpers shared by the metric adapters and ``tools/eval_p3d.py``: the summary tables and the
+FROC JSON written next to the metrics."""
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
@@ -9,46 +9,8 @@ from mmlesion.evaluation.functional.froc import FROCResult
 from mmlesion.evaluation.functional.stratify import StratumSensitivity
 from mmlesion.utils.fileio import atomic_dump_json
 
-__all__ = ['tracklet_array', 'tracklet_arrays', 'compress_curve', 'froc_to_dict',
+__all__ = ['compress_curve', 'froc_to_dict',
            'froc_table', 'dump_froc_json', 'metric_keys', 'stratum_table', 'strata_to_dict']
-
-
-def tracklet_array(trk: Any, where: str = 'tracklet') -> np.ndarray:
-    """One tracklet -> ``(n, 6)`` float64 ``[z, x1, y1, x2, y2, score]`` (same frame as given).
-
-    Accepts a :class:`mmlesion.stacking.Tracklet` (``z``, ``boxes``), an ``(n, 6)`` array or the
-    Lesion Harvester list ``[(z, [x1, y1, x2, y2, score]), ...]``.
-    """
-    if hasattr(trk, 'z') and hasattr(trk, 'boxes'):
-        z = np.asarray(trk.z, dtype=np.float64).reshape(-1, 1)
-        boxes = np.asarray(trk.boxes, dtype=np.float64).reshape(-1, 5)
-        if z.shape[0] != boxes.shape[0]:
-            raise ValueError(f'{where}: {z.shape[0]} slices but {boxes.shape[0]} boxes')
-        return np.concatenate([z, boxes], axis=1)
-    if isinstance(trk, np.ndarray):
-        arr = np.asarray(trk, dtype=np.float64)
-        if arr.ndim != 2 or arr.shape[1] != 6:
-            raise ValueError(f'{where}: expected an (n, 6) array [z, x1, y1, x2, y2, score], '
-                             f'got shape {arr.shape}')
-        return arr
-    rows = []
-    for i, item in enumerate(trk):
-        try:
-            z, box = item
-            row = [float(z), *(float(v) for v in box)]
-        except (TypeError, ValueError):
-            raise ValueError(f'{where}, box {i}: expected (z, [x1, y1, x2, y2, score]), '
-                             f'got {item!r}') from None
-        if len(row) != 6:
-            raise ValueError(f'{where}, box {i}: expected (z, [x1, y1, x2, y2, score]), '
-                             f'got {item!r}')
-        rows.append(row)
-    return np.asarray(rows, dtype=np.float64).reshape(-1, 6)
-
-
-def tracklet_arrays(tracklets: Sequence[Any], where: str = 'volume') -> List[np.ndarray]:
-    """:func:`tracklet_array` of every tracklet of one volume (order kept)."""
-    return [tracklet_array(t, f'{where}, tracklet {i}') for i, t in enumerate(tracklets)]
 
 
 def compress_curve(fps: np.ndarray, sens: np.ndarray):

@@ -3,7 +3,7 @@ import pytest
 
 from mmlesion.evaluation.functional.iou3d import (clip_boxes3d_z, evaluate_iou_3d,
                                                   tracklet_boxes3d)
-from mmlesion.stacking import Tracklet
+from mmlesion.structures import Tracklet
 
 
 def test_iou3d_hand_case():

@@ -3,7 +3,7 @@ import pytest
 
 from mmlesion.evaluation.functional.froc import P3D_FP_POINTS
 from mmlesion.evaluation.functional.p3d import evaluate_p3d, p3d_overlaps
-from mmlesion.stacking import Tracklet
+from mmlesion.structures import Tracklet
 from mmlesion.utils.safe_pickle import load_pickle
 
 

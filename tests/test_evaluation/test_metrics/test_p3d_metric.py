@@ -18,7 +18,7 @@ from mmengine.evaluator import Evaluator
 from mmdet.registry import METRICS
 from mmlesion.evaluation import P3DMetric
 from mmlesion.evaluation.detection_io import load_lh_detections
-from mmlesion.stacking import Tracklet
+from mmlesion.structures import Tracklet
 
 EXTRAPOLATE = [0.25, 0.25, 0.5, 1, 1, 1, 1, 1]
 CLAMP = [0.25, 0.25, 0.5, 0.75, 0.75, 0.75, 0.75, 0.75]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from annotation_case import A, B, C, D, make_coco
 
-from mmlesion.evaluation.metrics import load_annotation_set
+from mmlesion.evaluation import load_annotation_set
 from mmlesion.utils.fileio import atomic_dump_pickle
 
 EXPECTED_2D = {

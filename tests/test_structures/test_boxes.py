@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from mmlesion.evaluation.functional.box_ops import (box_area_2d, box_iobb_2d, box_iobb_2d_pairs,
+from mmlesion.structures.boxes import (box_area_2d, box_iobb_2d, box_iobb_2d_pairs,
                                                     box_iou_2d, box_iou_2d_pairs, box_iou_3d,
                                                     box_iou_3d_pairs, match_pairs_by_key)
 

@@ -1,16 +1,9 @@
-"""Overlap measures between axis-aligned 2D and 3D boxes (plain numpy).
+"""Overlap measures between axis-aligned 2D and 3D boxes (plain numpy): the one IoU of mmlesion.
 
-Two pixel conventions are supported, chosen by ``plus_one``:
-
-* ``plus_one=True`` -- *inclusive-pixel* convention of the DeepLesion reference evaluators (3DCE,
-  MULAN, Lesion Harvester ``evaluation.py``): a box ``[x1, y1, x2, y2]`` covers the pixels
-  ``x1..x2`` inclusive, so its width is ``x2 - x1 + 1``.  Small lesions get a noticeably higher
-  IoU than under the continuous convention.
-* ``plus_one=False`` -- continuous corners (mmdet, our JSON): width ``x2 - x1``.
-
-Both conventions are translation invariant, so the result does not depend on whether the boxes
-are 0-based (mmlesion) or 1-based (DeepLesion files) as long as *both* operands are in the same
-frame.  Mixing frames is the caller's bug (a one-pixel shift costs ~0.28 IoU on a 12 px lesion).
+``plus_one`` chooses the pixel convention (:mod:`mmlesion.structures.conventions`):
+``True`` -- the inclusive-pixel ``+1`` of the DeepLesion reference evaluators (width
+``x2 - x1 + 1``); ``False`` -- continuous corners (mmdet, our JSON, the stacker).  Both
+operands must be in the same frame; the frame itself (0- or 1-based) does not change the IoU.
 
 Shapes: 2D boxes are ``(N, >=4)`` arrays ``[x1, y1, x2, y2, ...]`` (extra columns such as a score
 are ignored); 3D boxes are ``(N, >=6)`` arrays ``[x1, y1, z1, x2, y2, z2, ...]``.  All functions
@@ -18,6 +11,9 @@ return float64.  Unions are floored at ``1e-6`` (as the reference evaluator does
 boxes give an overlap of 0 instead of a division by zero.
 """
 import numpy as np
+
+__all__ = ['box_area_2d', 'box_iou_2d', 'box_iou_2d_pairs', 'box_iobb_2d', 'box_iobb_2d_pairs',
+           'box_iou_3d', 'box_iou_3d_pairs', 'match_pairs_by_key']
 
 _EPS = 1e-6
 

@@ -66,3 +66,9 @@ def parse_dl_file_name(file_name: str):
         raise ValueError(f'not a DeepLesion File_name: {file_name!r} '
                          '(expected PPPPPP_SS_RR_KKK.png)')
     return series_name(*(int(g) for g in m.groups()[:3])), int(m.group(4))
+
+
+def normalize_key(key) -> str:
+    """Volume key as a string without the ``.annot`` suffix of the ``Revised-*`` files."""
+    key = str(key)
+    return key[:-len('.annot')] if key.endswith('.annot') else key

@@ -1,6 +1,6 @@
 import pytest
 
-from mmlesion.datasets.volume_key import (VolumeKey, parse_dl_file_name, parse_volume_key,
+from mmlesion.structures.volume_key import (VolumeKey, parse_dl_file_name, parse_volume_key,
                                           series_name, slice_file_name, volume_key)
 
 

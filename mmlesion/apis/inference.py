@@ -1,0 +1,528 @@
+"""Volume inference as a library call: a detector, a CT sub-volume in, 3D tracklets out.
+
+::
+
+    from mmlesion.apis import init_lesion_detector, predict_volume
+    model = init_lesion_detector('configs/mscn_hnsl.py', 'work_dirs/mscn_hnsl/epoch_8.pth',
+                                 device='cuda:0', trust_checkpoint=True)
+    tracklets = predict_volume(model, '000001_01_01_103-115', image_root='Images_png',
+                               series_info='DL_info.csv')                # DeepLesion PNGs
+    tracklets = predict_volume(model, hu_array, spacing=(0.7, 0.7, 2.5))  # (Z, H, W) HU array
+
+One path serves everyone who needs "predict this volume" -- the volume-scan test loop
+(:class:`~mmlesion.engine.volume_scan.VolumeScanTestLoop`), the tools, the benchmarks and the
+harvest rounds -- so all of them see the same inputs and the same stacking:
+
+1. every available slice is decoded once and every multi-slice window is built from memory,
+   with the windowing and resampling settings of the test pipeline's ``LoadMultiSliceFromFile``
+   (:class:`VolumeScanInputs`);
+2. the rest of the test pipeline (``RescaleToSpacing``, ``PackLesionInputs``; loading transforms
+   are skipped) turns each window into model inputs;
+3. ``model.test_step`` runs on mini-batches of ``batch_size`` slices of one volume; mmdet's
+   ``predict(rescale=True)`` divides the boxes by the metainfo ``scale_factor``, so they come
+   back in the original slice frame (0-based pixels);
+4. :func:`mmlesion.stacking.stack_volume` links them into tracklets (t_G = ``score_thr``,
+   IoU > ``link_iou``, gap bridging with ``extend`` / ``fuse_iou``; docs/method.md#stacking).
+
+Frames (:mod:`mmlesion.structures.conventions`): tracklets are in mmlesion's frame, absolute z
+(an array volume counts its slices from ``first_slice``), 0-based continuous-corner pixels.
+"""
+import copy
+import math
+import os.path as osp
+from dataclasses import dataclass, field, replace
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from mmengine.config import Config, ConfigDict
+from mmengine.registry import init_default_scope
+from mmengine.runner.amp import autocast
+from torch.utils.data import DataLoader, Dataset
+
+from mmdet.registry import MODELS, TRANSFORMS
+from mmlesion.datasets import slice_sampling as ss
+from mmlesion.datasets.converters.annotation_release import load_series_info
+from mmlesion.datasets.transforms.loading import LoadMultiSliceFromFile
+from mmlesion.datasets.volume_reader import VolumeReader
+from mmlesion.stacking import stack_volume
+from mmlesion.structures.tracklet import Tracklet
+from mmlesion.structures.volume import VolumeInfo, volume_info_from_key
+
+__all__ = ['init_lesion_detector', 'predict_volume', 'predict_volumes', 'VolumePredictor',
+           'VolumePrediction', 'VolumeScanInputs', 'ArrayVolume', 'split_test_pipeline',
+           'get_test_pipeline', 'fill_spacing', 'check_series_folders', 'LOADING_TRANSFORMS',
+           'ARRAY_VOLUME_KEY']
+
+# transforms that read files: the volume scan replaces them by the volume reader
+LOADING_TRANSFORMS = ('LoadMultiSliceFromFile', 'LoadLesionAnnotations', 'LoadAnnotations',
+                      'LoadImageFromFile')
+# the key of an in-memory volume that names no DeepLesion sub-volume
+ARRAY_VOLUME_KEY = 'array'
+
+
+# ---------------------------------------------------------------------------------- the model
+def init_lesion_detector(config: Union[str, Config, dict],
+                         checkpoint: Optional[str] = None,
+                         device: str = 'cpu',
+                         cfg_options: Optional[dict] = None,
+                         trust_checkpoint: bool = False) -> torch.nn.Module:
+    """Build a detector from a config and load its weights, ready for :func:`predict_volume`.
+
+    Args:
+        config: config file path, :class:`~mmengine.config.Config` or dict.
+        checkpoint: weights to load (None: random initialisation, for tests).
+        device: ``'cpu'``, ``'cuda'``, ``'cuda:1'``...
+        cfg_options: overrides merged into the config (``{'model.test_cfg.topk': 50}``).
+        trust_checkpoint: fully unpickle ``checkpoint`` (a training checkpoint you wrote: it
+            holds optimizer and logger state); otherwise it must load weights-only (see
+            :mod:`mmlesion.engine.checkpoint`).
+
+    Returns:
+        the model in eval mode on ``device``, with ``model.cfg`` (the config, whose test
+        pipeline :func:`predict_volume` reuses) and ``model.dataset_meta``.
+    """
+    import mmlesion  # noqa: F401  (registers the components; cheap when already imported)
+    from mmlesion.engine.checkpoint import trust_checkpoint_dir
+    if isinstance(config, (str, bytes)) or hasattr(config, '__fspath__'):
+        cfg = Config.fromfile(str(config))
+    elif isinstance(config, Config):
+        cfg = copy.deepcopy(config)
+    elif isinstance(config, dict):
+        cfg = Config(copy.deepcopy(config))
+    else:
+        raise TypeError(f'config must be a path, Config or dict, got {type(config).__name__}')
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if 'model' not in cfg:
+        raise KeyError(f'{config}: the config has no "model"')
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.pop('init_cfg', None)  # pretrained backbones: the checkpoint replaces them
+    if isinstance(model_cfg.get('backbone'), dict):
+        model_cfg['backbone'].pop('init_cfg', None)
+    model = MODELS.build(model_cfg)
+    if checkpoint is not None:
+        from mmengine.runner import load_checkpoint
+        if trust_checkpoint:
+            trust_checkpoint_dir(checkpoint)
+        ckpt = load_checkpoint(model, checkpoint, map_location='cpu')
+        meta = ckpt.get('meta', {}) if isinstance(ckpt, dict) else {}
+        model.dataset_meta = dict(meta.get('dataset_meta') or {})
+    if not getattr(model, 'dataset_meta', None):
+        model.dataset_meta = dict(classes=('lesion', ))
+    model.cfg = cfg
+    model.to(device)
+    model.eval()
+    return model
+
+
+def get_test_pipeline(cfg: Union[Config, Mapping]) -> list:
+    """The test pipeline of a config: ``test_dataloader.dataset.pipeline`` (through dataset
+    wrappers), else ``test_pipeline``.
+
+    Raises:
+        KeyError: the config has neither.
+    """
+    loader = cfg.get('test_dataloader') or {}
+    ds = loader.get('dataset') if isinstance(loader, Mapping) else None
+    while isinstance(ds, Mapping) and 'dataset' in ds:
+        ds = ds['dataset']
+    pipeline = ds.get('pipeline') if isinstance(ds, Mapping) else None
+    pipeline = pipeline or cfg.get('test_pipeline')
+    if not pipeline:
+        raise KeyError('the config has no test pipeline (test_dataloader.dataset.pipeline or '
+                       'test_pipeline); pass pipeline= explicitly')
+    return list(pipeline)
+
+
+def _type_name(t) -> str:
+    if isinstance(t, dict):
+        typ = t.get('type')
+        return typ if isinstance(typ, str) else getattr(typ, '__name__', str(typ))
+    return type(t).__name__
+
+
+def split_test_pipeline(pipeline: Sequence) -> tuple:
+    """Split a test pipeline into its ``LoadMultiSliceFromFile`` and the remaining transforms.
+
+    Args:
+        pipeline: transform configs (dicts) or built transforms.
+
+    Returns:
+        ``(loader, transforms)``: the built :class:`LoadMultiSliceFromFile` (its settings drive the
+        volume reader) and the built transforms that follow, loading transforms removed.
+
+    Raises:
+        ValueError: the pipeline has no ``LoadMultiSliceFromFile``.
+    """
+    loader, rest = None, []
+    for t in pipeline:
+        name = _type_name(t)
+        if name == 'LoadMultiSliceFromFile':
+            loader = TRANSFORMS.build(copy.deepcopy(t)) if isinstance(t, dict) else t
+        elif name in LOADING_TRANSFORMS:
+            continue
+        else:
+            rest.append(TRANSFORMS.build(copy.deepcopy(t)) if isinstance(t, dict) else t)
+    if not isinstance(loader, LoadMultiSliceFromFile):
+        names = [_type_name(t) for t in pipeline]
+        raise ValueError('volume inference needs a test pipeline with LoadMultiSliceFromFile '
+                         f'(its window settings are reused); got {names}')
+    return loader, rest
+
+
+# ---------------------------------------------------------------------------------- volumes
+def fill_spacing(volumes: Sequence[VolumeInfo], sources: Sequence[str],
+                 what: str = 'the annotation file') -> None:
+    """Set pixel spacing and slice interval of the volumes that lack them, in place.
+
+    Args:
+        volumes: the sub-volumes.
+        sources: ``DL_info.csv`` files, converted JSONs or folders holding either, tried in
+            order until every volume has a spacing.
+        what: names the volumes' origin in the error.
+
+    Raises:
+        ValueError: volumes remain without spacing (``RescaleToSpacing`` needs mm/px), naming
+            them and the sources tried.
+    """
+    lacking = [v for v in volumes if not v.has_spacing]
+    for src in sources:
+        if not lacking:
+            return
+        info = load_series_info(src)
+        for v in lacking:
+            s = info.get(v.series)
+            if s is None or s.get('spacing') is None:
+                continue
+            v.spacing = [None if x is None else float(x) for x in s['spacing']]
+            interval = s.get('slice_interval')
+            v.slice_interval = None if interval is None else float(interval)
+        lacking = [v for v in lacking if not v.has_spacing]
+    if lacking:
+        raise ValueError(
+            f'no pixel spacing for {len(lacking)} volume(s) of {what}, e.g. '
+            f'{[v.key for v in lacking[:3]]}; looked in {list(sources) or "nothing"}. Give '
+            'series_info = DL_info.csv or a converted JSON covering their series '
+            '(RescaleToSpacing needs mm/px)')
+
+
+def check_series_folders(volumes: Sequence[VolumeInfo], image_root: Optional[str],
+                         what: str = 'the annotation file',
+                         backend_args: Optional[dict] = None) -> None:
+    """Raise FileNotFoundError naming the series folders missing under ``image_root``
+    (skipped for remote storage, where missing files surface when read)."""
+    if backend_args is not None or '://' in str(image_root):
+        return
+    missing = sorted({v.series for v in volumes
+                      if not osp.isdir(osp.join(image_root or '', v.series))})
+    if missing:
+        raise FileNotFoundError(
+            f'{len(missing)} series folder(s) of {what} are not under the image root '
+            f'{image_root!r}, e.g. {missing[:5]}')
+
+
+@dataclass
+class ArrayVolume:
+    """An in-memory CT volume: ``hu`` ``(Z, H, W)`` HU, slice ``k`` = absolute index
+    ``first_slice + k``; ``spacing`` ``[x, y, z]`` mm (z = slice interval)."""
+    hu: np.ndarray
+    spacing: Tuple[float, float, float]
+    first_slice: int = 0
+    key: str = ARRAY_VOLUME_KEY
+
+    def info(self) -> VolumeInfo:
+        n = int(self.hu.shape[0])
+        return VolumeInfo(key=self.key, series=self.key,
+                          slice_range=(self.first_slice, self.first_slice + n - 1),
+                          spacing=[float(v) for v in self.spacing],
+                          slice_interval=float(self.spacing[2]), missing_slices=[],
+                          image_size=(int(self.hu.shape[2]), int(self.hu.shape[1])))
+
+    def slices(self) -> Dict[int, np.ndarray]:
+        return {self.first_slice + k: self.hu[k] for k in range(self.hu.shape[0])}
+
+
+def _as_array_volume(hu: np.ndarray, spacing, first_slice: int) -> ArrayVolume:
+    hu = np.asarray(hu)
+    if hu.ndim != 3 or min(hu.shape) < 1:
+        raise ValueError(f'an array volume must be (Z, H, W) HU, got shape {hu.shape}')
+    if spacing is None or len(spacing) != 3 or not all(
+            v is not None and math.isfinite(float(v)) and float(v) > 0 for v in spacing):
+        raise ValueError('an array volume needs spacing=(x, y, z) mm, all positive (z = slice '
+                         f'interval), got {spacing!r}')
+    return ArrayVolume(hu.astype(np.float32, copy=False), tuple(float(v) for v in spacing),
+                       int(first_slice))
+
+
+class VolumeScanInputs(Dataset):
+    """Model inputs of whole sub-volumes: item ``i`` = every available slice of volume ``i``.
+
+    Each item is ``dict(volume=VolumeInfo, slices=[(z, packed), ...], image_size=(W, H),
+    num_decoded=int)``; ``packed`` is the output of the transforms (``inputs`` ``C x H' x W'``
+    tensor and a ``DetDataSample``), ``z`` the absolute slice index, ``image_size`` the original
+    slice size in px.  Volumes are read from DeepLesion-format PNGs (``VolumeInfo``) or taken
+    from memory (:class:`ArrayVolume`).
+
+    Args:
+        volumes: the sub-volumes (with spacing).
+        image_root: folder of the series folders (``Images_png``); unused for array volumes.
+        loader: the test pipeline's ``LoadMultiSliceFromFile`` (slices, interval, window).
+        transforms: transforms applied to each window (resize, pack).
+        cache_volumes: decoded volumes kept by the reader (1 lets overlays reuse the last one).
+    """
+
+    def __init__(self, volumes: Sequence[Union[VolumeInfo, ArrayVolume]],
+                 image_root: Optional[str], loader: LoadMultiSliceFromFile,
+                 transforms: Sequence, cache_volumes: int = 1):
+        self.volumes = list(volumes)
+        self.image_root = image_root
+        self.loader = loader
+        self.transforms = list(transforms)
+        self.reader = VolumeReader(image_root, max_volumes=cache_volumes,
+                                   backend_args=loader.backend_args)
+
+    def __len__(self) -> int:
+        return len(self.volumes)
+
+    def _array_windows(self, vol: ArrayVolume) -> Iterator[Tuple[int, np.ndarray]]:
+        ld = self.loader
+        info = vol.info()
+        slices = vol.slices()
+        offsets = ss.sample_positions(info.slice_interval, ld.num_slices, ld.slice_interval_mm)
+        for z in sorted(slices):
+            plan = ss.interpolation_plan(z, info.slice_range, slices, offsets)
+            stack = ss.blend_slices(plan, slices)
+            if ld.window_hu is not None:
+                stack = ss.apply_window(stack, ld.window_hu, ld.out_range)
+            yield z, stack
+
+    def __getitem__(self, index: int) -> dict:
+        vol = self.volumes[index]
+        ld = self.loader
+        before = self.reader.num_decoded
+        if isinstance(vol, ArrayVolume):
+            windows = self._array_windows(vol)
+            info = vol.info()
+        else:
+            info = vol
+            windows = self.reader.iter_windows(
+                vol.series, vol.slice_range, vol.slice_interval, num_slices=ld.num_slices,
+                window_hu=ld.window_hu, out_range=ld.out_range,
+                missing_slices=vol.missing_slices, target_interval_mm=ld.slice_interval_mm)
+        slices, size = [], None
+        for z, img in windows:
+            if not ld.to_float32:
+                img = np.round(img).astype(np.uint8)
+            h, w = img.shape[:2]
+            size = (w, h)
+            img_path = (f'<array>/{z:03d}' if isinstance(vol, ArrayVolume) else
+                        self.reader.slice_path(info.series, z))
+            results = dict(
+                img=img, img_shape=(h, w), ori_shape=(h, w), height=h, width=w,
+                num_slices=ld.num_slices, img_path=img_path,
+                img_id=f'{info.key}/{z:03d}', volume_id=info.key, series=info.series,
+                slice_index=int(z), slice_range=list(info.slice_range),
+                spacing=list(info.spacing), slice_interval=info.slice_interval,
+                missing_slices=info.missing_slices)
+            for t in self.transforms:
+                results = t(results)
+                if results is None:
+                    raise ValueError(f'{type(t).__name__} dropped slice {z} of {info.key}: the '
+                                     'volume scan needs every slice (no filtering transforms)')
+            slices.append((int(z), results))
+        return dict(volume=info, slices=slices, image_size=size,
+                    num_decoded=self.reader.num_decoded - before)
+
+
+def _identity(item):
+    return item
+
+
+# ---------------------------------------------------------------------------------- prediction
+@dataclass
+class VolumePrediction:
+    """What a scan of one sub-volume produced.
+
+    Attributes:
+        volume: the sub-volume.
+        tracklets: stacked 3D proposals, highest score first (mmlesion's frame).
+        slice_dets: ``{z: (n, 5) float64 [x1, y1, x2, y2, score]}``, every scanned slice, the
+            detector's boxes in the original slice frame (0-based px) before stacking.
+        image_size: ``(W, H)`` px of the slices (None when no slice was scanned).
+        num_slices: slices scanned.
+        num_decoded: PNG files decoded for this volume (0 when a worker cache served them).
+    """
+    volume: VolumeInfo
+    tracklets: List[Tracklet]
+    slice_dets: Dict[int, np.ndarray] = field(default_factory=dict)
+    image_size: Optional[Tuple[int, int]] = None
+    num_slices: int = 0
+    num_decoded: int = 0
+
+
+class VolumePredictor:
+    """Prepare and predict whole sub-volumes with one detector: the one inference path.
+
+    Args:
+        model: the detector (``test_step`` as mmdet's detectors; a DDP wrapper works too).
+        pipeline: test pipeline (configs or transforms) with ``LoadMultiSliceFromFile``; None:
+            the pipeline of ``model.cfg`` (:func:`init_lesion_detector` sets it).
+        score_thr: t_G, keep slice detections scoring above it (0.1, the paper's harvesting
+            value).
+        link_iou: IoU a detection must exceed to extend a track (0.8).
+        extend: slices of virtual extension for gap bridging (1).
+        fuse_iou: overlap to fuse tracks across a gap (0.8).
+        batch_size: slices per ``test_step`` (one volume per batch; the last may be smaller).
+        fp16: autocast the model.
+    """
+
+    def __init__(self, model, pipeline: Optional[Sequence] = None, *, score_thr: float = 0.1,
+                 link_iou: float = 0.8, extend: int = 1, fuse_iou: float = 0.8,
+                 batch_size: int = 8, fp16: bool = False) -> None:
+        if int(batch_size) < 1:
+            raise ValueError(f'batch_size must be >= 1, got {batch_size}')
+        if pipeline is None:
+            cfg = getattr(model, 'cfg', None) or getattr(getattr(model, 'module', None), 'cfg',
+                                                         None)
+            if cfg is None:
+                raise ValueError('the model has no .cfg (build it with init_lesion_detector) '
+                                 'and no pipeline was given')
+            pipeline = get_test_pipeline(cfg)
+        self.model = model
+        self.loader, self.transforms = split_test_pipeline(pipeline)
+        self.stack_cfg = dict(score_thr=float(score_thr), link_iou=float(link_iou),
+                              extend=int(extend), fuse_iou=float(fuse_iou))
+        self.batch_size = int(batch_size)
+        self.fp16 = bool(fp16)
+
+    def inputs(self, volumes: Sequence[Union[VolumeInfo, ArrayVolume]],
+               image_root: Optional[str] = None, cache_volumes: int = 1) -> VolumeScanInputs:
+        """The dataset of prepared volumes (one item per volume) for these volumes."""
+        return VolumeScanInputs(volumes, image_root, self.loader, self.transforms,
+                                cache_volumes=cache_volumes)
+
+    def dataloader(self, inputs: VolumeScanInputs, num_workers: int = 0) -> DataLoader:
+        """Volumes prepared in ``num_workers`` worker processes (0: in this process) while the
+        model runs: one item per volume, all its slices in memory (~7 MB per 9-slice 448 px
+        slice, so ~0.5 GB for a 60-slice volume; keep ``num_workers`` modest)."""
+        if int(num_workers) < 0:
+            raise ValueError(f'num_workers must be >= 0, got {num_workers}')
+        return DataLoader(inputs, batch_size=None, shuffle=False, num_workers=int(num_workers),
+                          collate_fn=_identity)
+
+    @torch.no_grad()
+    def predict_prepared(self, item: dict) -> VolumePrediction:
+        """Detect on every slice of one prepared volume (a :class:`VolumeScanInputs` item) and
+        stack the detections."""
+        slices = item['slices']
+        slice_dets: Dict[int, np.ndarray] = {}
+        for start in range(0, len(slices), self.batch_size):
+            chunk = slices[start:start + self.batch_size]
+            data = dict(inputs=[p['inputs'] for _, p in chunk],
+                        data_samples=[p['data_samples'] for _, p in chunk])
+            with autocast(enabled=self.fp16):
+                outputs = self.model.test_step(data)
+            for (z, _), out in zip(chunk, outputs):
+                pred = out.pred_instances
+                boxes = pred.bboxes.detach().float().cpu().numpy().reshape(-1, 4)
+                scores = pred.scores.detach().float().cpu().numpy().reshape(-1, 1)
+                slice_dets[z] = np.concatenate([boxes, scores], axis=1).astype(np.float64)
+        tracklets = stack_volume(slice_dets, item['image_size'], **self.stack_cfg) \
+            if slices else []
+        return VolumePrediction(volume=item['volume'], tracklets=tracklets,
+                                slice_dets=slice_dets, image_size=item['image_size'],
+                                num_slices=len(slices), num_decoded=int(item['num_decoded']))
+
+    def predict(self, volumes: Sequence[Union[VolumeInfo, ArrayVolume]],
+                image_root: Optional[str] = None,
+                num_workers: int = 0) -> Iterator[VolumePrediction]:
+        """Predict volumes in order, preparing them in ``num_workers`` processes."""
+        inputs = self.inputs(volumes, image_root)
+        for item in self.dataloader(inputs, num_workers):
+            yield self.predict_prepared(item)
+
+
+def _resolve_volumes(volumes, image_root, series_info, spacing,
+                     first_slice) -> List[Union[VolumeInfo, ArrayVolume]]:
+    out, lacking = [], []
+    for v in volumes:
+        if isinstance(v, np.ndarray):
+            out.append(_as_array_volume(v, spacing, first_slice))
+            continue
+        if isinstance(v, ArrayVolume):
+            out.append(v)
+            continue
+        if isinstance(v, str):
+            v = volume_info_from_key(v)
+        elif isinstance(v, VolumeInfo):
+            v = replace(v)  # spacing is filled in on a copy
+        else:
+            raise TypeError('a volume is a VolumeInfo, a key "PPPPPP_SS_RR_SSS-EEE" or a '
+                            f'(Z, H, W) HU array, got {type(v).__name__}')
+        if image_root is None:
+            raise ValueError(f'volume {v.key}: image_root (the Images_png folder) is needed to '
+                             'read DeepLesion slices')
+        if not v.has_spacing and spacing is not None:
+            v.spacing = [float(s) for s in spacing]
+            v.slice_interval = float(spacing[2]) if len(spacing) > 2 else None
+        out.append(v)
+        lacking.append(v)
+    series_sources = [series_info] if isinstance(series_info, str) else list(series_info or [])
+    if image_root is not None and not series_sources:
+        guess = osp.join(osp.dirname(osp.normpath(image_root)), 'DL_info.csv')
+        if osp.isfile(guess):
+            series_sources.append(guess)
+    fill_spacing(lacking, series_sources, 'the requested volumes')
+    return out
+
+
+def predict_volumes(model, volumes: Sequence[Any], image_root: Optional[str] = None, *,
+                    series_info: Union[str, Sequence[str], None] = None,
+                    spacing: Optional[Sequence[float]] = None, first_slice: int = 0,
+                    num_workers: int = 0, pipeline: Optional[Sequence] = None,
+                    **predictor_kwargs) -> Iterator[VolumePrediction]:
+    """Predict several volumes, one :class:`VolumePrediction` each, in the given order.
+
+    Args:
+        model: the detector (:func:`init_lesion_detector`).
+        volumes: :class:`~mmlesion.structures.VolumeInfo` objects, sub-volume keys
+            ``PPPPPP_SS_RR_SSS-EEE`` or ``(Z, H, W)`` HU arrays.
+        image_root: DeepLesion's ``Images_png`` folder (for keys and VolumeInfo).
+        series_info: where to look up spacing of volumes that lack it: ``DL_info.csv``, a
+            converted JSON or a folder with either (default: ``DL_info.csv`` beside
+            ``image_root``).
+        spacing: ``(x, y, z)`` mm for array volumes (and volumes without spacing).
+        first_slice: absolute index of an array volume's first slice.
+        num_workers: processes preparing volumes while the model runs.
+        pipeline, **predictor_kwargs: see :class:`VolumePredictor` (``score_thr``,
+            ``batch_size``, ``link_iou``, ``extend``, ``fuse_iou``, ``fp16``).
+    """
+    predictor = VolumePredictor(model, pipeline, **predictor_kwargs)
+    resolved = _resolve_volumes(volumes, image_root, series_info, spacing, first_slice)
+    return predictor.predict(resolved, image_root, num_workers=num_workers)
+
+
+def predict_volume(model, volume: Any, image_root: Optional[str] = None, *,
+                   series_info: Union[str, Sequence[str], None] = None,
+                   spacing: Optional[Sequence[float]] = None, first_slice: int = 0,
+                   pipeline: Optional[Sequence] = None, **predictor_kwargs) -> List[Tracklet]:
+    """Detect lesions in one CT sub-volume: every slice, stacked into 3D tracklets.
+
+    Args:
+        model: the detector (:func:`init_lesion_detector`).
+        volume: a :class:`~mmlesion.structures.VolumeInfo`, a sub-volume key
+            ``PPPPPP_SS_RR_SSS-EEE`` (slices read from ``image_root``), or a ``(Z, H, W)`` HU
+            array (with ``spacing``).
+        image_root, series_info, spacing, first_slice, pipeline, **predictor_kwargs: see
+            :func:`predict_volumes`.
+
+    Returns:
+        the volume's tracklets, highest score first: absolute z, 0-based continuous-corner
+        boxes ``[x1, y1, x2, y2, score]`` in the original slice frame (px).
+    """
+    (prediction, ) = predict_volumes(model, [volume], image_root, series_info=series_info,
+                                     spacing=spacing, first_slice=first_slice,
+                                     pipeline=pipeline, **predictor_kwargs)
+    return prediction.tracklets
