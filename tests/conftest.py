@@ -21,8 +21,8 @@ def find_shared_data():
 def shared_data_dir():
     path = find_shared_data()
     if path is None:
-        pytest.skip('real DeepLesion annotation releases not found: set MMLESION_SHARED_DATA or place '
-                    'them at ../shared/data beside the repository')
+        pytest.skip('real DeepLesion annotation releases not found: set MMLESION_SHARED_DATA or '
+                    'place them at ../shared/data beside the repository')
     return path
 
 
@@ -65,3 +65,51 @@ def tiny_detector_cfg():
         bbox_head=dict(type='CenterNetHNSLHead', num_classes=1, in_channels=16,
                        feat_channels=16),
         test_cfg=dict(topk=10, local_maximum_kernel=3, max_per_img=10, flip_test=False))
+
+
+# the 9-slice test pipeline of the paper's configs, at 0.8 mm/px
+VOLUME_SCAN_PIPELINE = (
+    dict(type='LoadMultiSliceFromFile', num_slices=9, slice_interval_mm=2.0,
+         window_hu=(-1024, 3071)),
+    dict(type='RescaleToSpacing', target_spacing_mm=0.8, max_size=512),
+    dict(type='LoadLesionAnnotations', with_bbox=True),
+    dict(type='PackLesionInputs'),
+)
+
+
+@pytest.fixture
+def volume_scan_config():
+    """Factory ``make(root, work_dir, model, metrics, **loop) -> dict``: a config that scans the
+    synthetic test split of ``root`` with ``VolumeScanTestLoop(batch_size=4, **loop)``."""
+    import copy
+
+    def make(root, work_dir, model, metrics, **loop):
+        loop.setdefault('batch_size', 4)
+        return dict(
+            default_scope='mmdet', model=model, work_dir=str(work_dir), log_level='WARNING',
+            test_dataloader=dict(
+                batch_size=1, num_workers=0, sampler=dict(type='DefaultSampler', shuffle=False),
+                dataset=dict(type='DeepLesionDataset', data_root=str(root) + '/',
+                             ann_file='annotations/test.json',
+                             data_prefix=dict(img='Images_png/'), test_mode=True,
+                             pipeline=copy.deepcopy(list(VOLUME_SCAN_PIPELINE)))),
+            test_cfg=dict(type='VolumeScanTestLoop', **loop),
+            test_evaluator=metrics)
+
+    return make
+
+
+@pytest.fixture
+def complete_gt_pickle(synthetic_converted, tmp_path):
+    """All completely annotated synthetic volumes (V_M, V_H^test, val, test) in one LH pickle:
+    ``(path, sorted keys)``."""
+    import glob
+
+    from mmlesion.utils.fileio import atomic_dump_pickle
+    from mmlesion.utils.safe_pickle import load_pickle
+    merged = {}
+    for name in sorted(glob.glob(str(synthetic_converted / 'ground_truth' / 'Revised-*.pkl'))):
+        merged.update(load_pickle(name))
+    path = tmp_path / 'Revised-All.pkl'
+    atomic_dump_pickle(merged, path, protocol=2)
+    return str(path), sorted(k[:-len('.annot')] for k in merged)

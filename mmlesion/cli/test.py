@@ -4,7 +4,7 @@
         [--show-dir DIR] [--work-dir DIR] [--cfg-options k=v ...] [--launcher none|pytorch|...]
         [--trust-checkpoint] [--interp extrapolate|clamp]
 
-Arguments follow mmdet 3.3's ``tools/test.py``; ``--eval`` picks the evaluation (SPEC §4):
+Arguments follow mmdet 3.3's ``tools/test.py``; ``--eval`` picks the evaluation (docs/method.md#evaluation):
 
 * ``p3d`` / ``iou3d`` (may be combined): the config's ``test_cfg`` becomes
   :class:`~mmlesion.engine.VolumeScanTestLoop` (every slice of every sub-volume of the annotation

@@ -38,10 +38,6 @@ def volume_key(patient: int, study: int, series: int, start: int, end: int) -> s
     return f'{series_name(patient, study, series)}_{int(start):03d}-{int(end):03d}'
 
 
-def volume_key_from_series(series: str, start: int, end: int) -> str:
-    return f'{series}_{int(start):03d}-{int(end):03d}'
-
-
 def parse_volume_key(key: str) -> VolumeKey:
     """Parse a sub-volume key; a trailing ``.annot`` (the ``Revised-*.pkl`` files) is accepted."""
     m = _VOLUME_RE.match(key)

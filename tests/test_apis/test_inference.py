@@ -10,45 +10,18 @@ import torch
 from mmengine.runner import Runner
 
 import mmlesion  # noqa: F401
-from mmlesion.apis import (VolumePredictor, init_lesion_detector, predict_volume,
-                           predict_volumes, get_test_pipeline)
+from mmlesion.apis import (
+    VolumePredictor,
+    get_test_pipeline,
+    init_lesion_detector,
+    predict_volume,
+    predict_volumes,
+)
 from mmlesion.datasets.volume_reader import VolumeReader
 from mmlesion.engine import UntrustedCheckpointError
 from mmlesion.evaluation.detection_io import save_lh_detections
 from mmlesion.structures import Tracklet
-from mmlesion.utils.fileio import atomic_dump_pickle
 from mmlesion.utils.safe_pickle import load_pickle
-
-TEST_PIPELINE = [
-    dict(type='LoadMultiSliceFromFile', num_slices=9, slice_interval_mm=2.0,
-         window_hu=(-1024, 3071)),
-    dict(type='RescaleToSpacing', target_spacing_mm=0.8, max_size=512),
-    dict(type='LoadLesionAnnotations', with_bbox=True),
-    dict(type='PackLesionInputs'),
-]
-
-
-def _config(root, work_dir, model, ann=None, volumes=None, det_out=None):
-    return dict(
-        default_scope='mmdet', model=model, work_dir=str(work_dir), log_level='WARNING',
-        test_dataloader=dict(
-            batch_size=1, num_workers=0, sampler=dict(type='DefaultSampler', shuffle=False),
-            dataset=dict(type='DeepLesionDataset', data_root=str(root) + '/',
-                         ann_file='annotations/test.json', data_prefix=dict(img='Images_png/'),
-                         test_mode=True, pipeline=TEST_PIPELINE)),
-        test_cfg=dict(type='VolumeScanTestLoop', batch_size=4, score_thr=0.0, ann_file=ann,
-                      volumes=volumes),
-        test_evaluator=dict(type='P3DMetric', det_out=str(det_out)))
-
-
-def _complete_volumes(root, tmp_path):
-    """The completely annotated synthetic volumes in one LH pickle, and their keys."""
-    merged = {}
-    for name in sorted(glob.glob(str(root / 'ground_truth' / 'Revised-*.pkl'))):
-        merged.update(load_pickle(name))
-    path = str(tmp_path / 'Revised-All.pkl')
-    atomic_dump_pickle(merged, path, protocol=2)
-    return path, sorted(k[:-len('.annot')] for k in merged)
 
 
 def _lh_bytes(tracklets_by_volume, path):
@@ -57,9 +30,10 @@ def _lh_bytes(tracklets_by_volume, path):
         return f.read()
 
 
-def test_predict_volume_equals_the_scan_loop(synthetic_converted, tmp_path, tiny_detector_cfg):
+def test_predict_volume_equals_the_scan_loop(synthetic_converted, tmp_path, tiny_detector_cfg,
+                                             volume_scan_config, complete_gt_pickle):
     root = synthetic_converted
-    ann, keys = _complete_volumes(root, tmp_path)
+    ann, keys = complete_gt_pickle
     reader = VolumeReader(str(root / 'Images_png'), max_volumes=0)
     # a volume whose slices are all on disk, so that its HU array is the same input
     key = next(k for k in keys
@@ -67,7 +41,9 @@ def test_predict_volume_equals_the_scan_loop(synthetic_converted, tmp_path, tiny
                int(k[17:20]) - int(k[13:16]) + 1)
     model_cfg = copy.deepcopy(tiny_detector_cfg)
     model_cfg['test_cfg'].update(topk=20, max_per_img=20)
-    cfg = _config(root, tmp_path / 'work', model_cfg, ann, [key], tmp_path / 'loop.pkl')
+    cfg = volume_scan_config(root, tmp_path / 'work', model_cfg,
+                             dict(type='P3DMetric', det_out=str(tmp_path / 'loop.pkl')),
+                             ann_file=ann, volumes=[key], score_thr=0.0)
     cfg['randomness'] = dict(seed=0)
     runner = Runner.from_cfg(copy.deepcopy(cfg))
     # an untrained head predicts boxes of ~0 px, which clipping drops: give them 12 px, so the
@@ -108,9 +84,10 @@ def test_predict_volume_equals_the_scan_loop(synthetic_converted, tmp_path, tiny
     assert sorted(preds[0].slice_dets) == list(range(first, last + 1))
 
 
-def test_bad_requests_name_what_is_missing(synthetic_converted, tmp_path, tiny_detector_cfg):
+def test_bad_requests_name_what_is_missing(synthetic_converted, tmp_path, tiny_detector_cfg,
+                                           volume_scan_config):
     root = synthetic_converted
-    cfg = _config(root, tmp_path / 'work', copy.deepcopy(tiny_detector_cfg))
+    cfg = volume_scan_config(root, tmp_path / 'work', copy.deepcopy(tiny_detector_cfg), None)
     model = init_lesion_detector(cfg)
     key = load_pickle(glob.glob(str(root / 'ground_truth' / 'Revised-*.pkl'))[0])
     key = sorted(key)[0][:-len('.annot')]
@@ -127,15 +104,14 @@ def test_bad_requests_name_what_is_missing(synthetic_converted, tmp_path, tiny_d
         predict_volume(model, np.zeros((32, 32), np.float32), spacing=(1, 1, 1))
     with pytest.raises(ValueError, match='LoadMultiSliceFromFile'):
         VolumePredictor(model, pipeline=[dict(type='PackLesionInputs')])
-    assert [t['type'] for t in get_test_pipeline(model.cfg)] == [t['type'] for t in TEST_PIPELINE]
+    assert get_test_pipeline(model.cfg) == cfg['test_dataloader']['dataset']['pipeline']
     del model.cfg
     with pytest.raises(ValueError, match='init_lesion_detector'):
         VolumePredictor(model)
 
 
 def test_init_lesion_detector_trusts_only_on_request(tmp_path, tiny_detector_cfg):
-    cfg = dict(default_scope='mmdet', model=copy.deepcopy(tiny_detector_cfg),
-               test_pipeline=TEST_PIPELINE)
+    cfg = dict(default_scope='mmdet', model=copy.deepcopy(tiny_detector_cfg))
     torch.manual_seed(1)
     reference = init_lesion_detector(cfg)
     state = reference.state_dict()

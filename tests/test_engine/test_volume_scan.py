@@ -19,21 +19,12 @@ from mmengine.structures import InstanceData
 import mmlesion  # noqa: F401
 from mmdet.registry import LOOPS, MODELS
 from mmdet.structures import DetDataSample
+from mmlesion.apis import split_test_pipeline
 from mmlesion.cli.eval_p3d import main as eval_p3d_main
 from mmlesion.datasets.transforms import LoadMultiSliceFromFile, PackLesionInputs, RescaleToSpacing
-from mmlesion.apis import split_test_pipeline
 from mmlesion.engine import VolumeScanTestLoop
 from mmlesion.evaluation.detection_io import load_lh_detections
-from mmlesion.utils.fileio import atomic_dump_pickle
 from mmlesion.utils.safe_pickle import load_pickle
-
-TEST_PIPELINE = [
-    dict(type='LoadMultiSliceFromFile', num_slices=9, slice_interval_mm=2.0,
-         window_hu=(-1024, 3071)),
-    dict(type='RescaleToSpacing', target_spacing_mm=0.8, max_size=512),
-    dict(type='LoadLesionAnnotations', with_bbox=True),
-    dict(type='PackLesionInputs'),
-]
 
 
 @MODELS.register_module(force=True)
@@ -73,32 +64,6 @@ class OracleLesionDetector(BaseModel):
         return out
 
 
-def _complete_gt_pickle(root, tmp_path):
-    """All completely annotated synthetic volumes (V_M, V_H^test, val, test) in one LH pickle."""
-    merged = {}
-    for name in sorted(glob.glob(str(root / 'ground_truth' / 'Revised-*.pkl'))):
-        merged.update(load_pickle(name))
-    path = tmp_path / 'Revised-All.pkl'
-    atomic_dump_pickle(merged, path, protocol=2)
-    return str(path), sorted(k[:-len('.annot')] for k in merged)
-
-
-def _runner(root, work_dir, model, metrics, **loop):
-    cfg = Config(dict(
-        default_scope='mmdet',
-        model=model,
-        work_dir=str(work_dir),
-        log_level='WARNING',
-        test_dataloader=dict(
-            batch_size=1, num_workers=0, sampler=dict(type='DefaultSampler', shuffle=False),
-            dataset=dict(type='DeepLesionDataset', data_root=str(root) + '/',
-                         ann_file='annotations/test.json', data_prefix=dict(img='Images_png/'),
-                         test_mode=True, pipeline=TEST_PIPELINE)),
-        test_cfg=dict(type='VolumeScanTestLoop', batch_size=4, **loop),
-        test_evaluator=metrics))
-    return Runner.from_cfg(cfg)
-
-
 def _num_pngs(root, keys):
     n = 0
     for key in keys:
@@ -109,25 +74,31 @@ def _num_pngs(root, keys):
     return n
 
 
-def test_loop_is_registered_and_splits_the_pipeline():
+def _runner(cfg):
+    return Runner.from_cfg(Config(cfg))
+
+
+def test_loop_is_registered_and_splits_the_pipeline(volume_scan_config):
     assert LOOPS.get('VolumeScanTestLoop') is VolumeScanTestLoop
-    loader, rest = split_test_pipeline(copy.deepcopy(TEST_PIPELINE))
+    cfg = volume_scan_config('.', '.', None, None)
+    loader, rest = split_test_pipeline(cfg['test_dataloader']['dataset']['pipeline'])
     assert isinstance(loader, LoadMultiSliceFromFile) and loader.num_slices == 9
     assert [type(t) for t in rest] == [RescaleToSpacing, PackLesionInputs]
     with pytest.raises(ValueError, match='LoadMultiSliceFromFile'):
         split_test_pipeline([dict(type='PackLesionInputs')])
 
 
-def test_oracle_scan_scores_one_and_decodes_each_png_once(synthetic_converted, tmp_path):
+def test_oracle_scan_scores_one_and_decodes_each_png_once(
+        synthetic_converted, tmp_path, volume_scan_config, complete_gt_pickle):
     root = synthetic_converted
-    ann, keys = _complete_gt_pickle(root, tmp_path)
+    ann, keys = complete_gt_pickle
     det_out = tmp_path / 'det.pkl'
-    runner = _runner(
+    runner = _runner(volume_scan_config(
         root, tmp_path / 'work',
         dict(type='OracleLesionDetector', truth_file=str(root / 'ground_truth' / 'truth.json')),
         [dict(type='P3DMetric', det_out=str(det_out), json_out=str(tmp_path / 'p3d.json')),
          dict(type='IoU3DMetric', ann_file=str(root / 'ground_truth' / '3D-Box.pkl'))],
-        ann_file=ann, show_dir=str(tmp_path / 'show'))
+        ann_file=ann, show_dir=str(tmp_path / 'show')))
     metrics = runner.test()
     loop = runner.test_loop
     # the pickle carries no spacing: it came from <data_root>/DL_info.csv
@@ -177,13 +148,14 @@ def test_oracle_scan_scores_one_and_decodes_each_png_once(synthetic_converted, t
     assert n_key == 21  # one per lesion of the 8 volumes
 
 
-def test_restricting_volumes_and_missing_spacing(synthetic_converted, tmp_path):
+def test_restricting_volumes_and_missing_spacing(
+        synthetic_converted, tmp_path, volume_scan_config, complete_gt_pickle):
     root = synthetic_converted
-    ann, keys = _complete_gt_pickle(root, tmp_path)
-    runner = _runner(
+    ann, keys = complete_gt_pickle
+    runner = _runner(volume_scan_config(
         root, tmp_path / 'work',
         dict(type='OracleLesionDetector', truth_file=str(root / 'ground_truth' / 'truth.json')),
-        dict(type='P3DMetric'), ann_file=ann, volumes=keys[:2])
+        dict(type='P3DMetric'), ann_file=ann, volumes=keys[:2]))
     metrics = runner.test()
     assert [v.key for v in runner.test_loop.all_volumes] == keys[:2]
     assert metrics['p3d/AP'] == pytest.approx(1.0)
@@ -193,30 +165,29 @@ def test_restricting_volumes_and_missing_spacing(synthetic_converted, tmp_path):
     bare = tmp_path / 'bare'
     bare.mkdir()
     (bare / 'Images_png').symlink_to(root / 'Images_png')
-    runner = _runner(bare, tmp_path / 'work2',
-                     dict(type='OracleLesionDetector',
-                          truth_file=str(root / 'ground_truth' / 'truth.json')),
-                     dict(type='P3DMetric'), ann_file=ann)
+    oracle = dict(type='OracleLesionDetector',
+                  truth_file=str(root / 'ground_truth' / 'truth.json'))
+    runner = _runner(volume_scan_config(bare, tmp_path / 'work2', oracle,
+                                        dict(type='P3DMetric'), ann_file=ann))
     with pytest.raises(ValueError, match='no pixel spacing.*series_info'):
         runner.test()
-    runner = _runner(bare, tmp_path / 'work3',
-                     dict(type='OracleLesionDetector',
-                          truth_file=str(root / 'ground_truth' / 'truth.json')),
-                     dict(type='P3DMetric'), ann_file=ann, volumes=keys[:1],
-                     series_info=str(root / 'DL_info.csv'))
+    runner = _runner(volume_scan_config(bare, tmp_path / 'work3', oracle,
+                                        dict(type='P3DMetric'), ann_file=ann, volumes=keys[:1],
+                                        series_info=str(root / 'DL_info.csv')))
     assert runner.test()['p3d/AP'] == pytest.approx(1.0)
 
 
-def test_worker_processes_prepare_the_same_inputs(synthetic_converted, tmp_path):
+def test_worker_processes_prepare_the_same_inputs(
+        synthetic_converted, tmp_path, volume_scan_config, complete_gt_pickle):
     root = synthetic_converted
-    ann, keys = _complete_gt_pickle(root, tmp_path)
+    ann, keys = complete_gt_pickle
     outs = []
     for workers in (0, 2):
-        runner = _runner(
+        runner = _runner(volume_scan_config(
             root, tmp_path / f'work{workers}',
             dict(type='OracleLesionDetector', truth_file=str(root / 'ground_truth' / 'truth.json')),
             dict(type='P3DMetric', det_out=str(tmp_path / f'det{workers}.pkl')),
-            ann_file=ann, volumes=keys[:4], num_workers=workers)
+            ann_file=ann, volumes=keys[:4], num_workers=workers))
         runner.test()
         # decodes happen in the workers; the loop still counts them from the items
         assert runner.test_loop.num_decoded == _num_pngs(root, keys[:4])
@@ -240,13 +211,15 @@ TINY_MODEL = dict(
     test_cfg=dict(topk=10, local_maximum_kernel=3, max_per_img=10))
 
 
-def test_real_centernet_boxes_come_back_in_the_original_frame(synthetic_converted, tmp_path):
+def test_real_centernet_boxes_come_back_in_the_original_frame(
+        synthetic_converted, tmp_path, volume_scan_config, complete_gt_pickle):
     root = synthetic_converted
-    ann, keys = _complete_gt_pickle(root, tmp_path)
+    ann, keys = complete_gt_pickle
     init_default_scope('mmdet')
     torch.manual_seed(0)
-    runner = _runner(root, tmp_path / 'work', copy.deepcopy(TINY_MODEL), dict(type='P3DMetric'),
-                     ann_file=ann, volumes=keys[:1], score_thr=0.0)
+    runner = _runner(volume_scan_config(root, tmp_path / 'work', copy.deepcopy(TINY_MODEL),
+                                        dict(type='P3DMetric'), ann_file=ann, volumes=keys[:1],
+                                        score_thr=0.0))
     loop = runner.build_test_loop(runner._test_loop)
     model = runner.model
     model.eval()

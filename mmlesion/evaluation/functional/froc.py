@@ -159,12 +159,6 @@ class FROCResult:
         """``(n_gt,)`` bool: ground truths hit by any detection."""
         return self.gt_first_hit_rank >= 0
 
-    def sensitivity_at(self, fp_points: Sequence[float],
-                       interp: Optional[str] = None) -> np.ndarray:
-        """Read the curve at other FP rates (same counting, optionally another interpolation)."""
-        return interp_sensitivity(self.curve_fps, self.curve_sens, fp_points,
-                                  interp or self.interp)
-
     def hits_by_image(self) -> Dict[str, np.ndarray]:
         """``{key: (k,) bool}``: per image/volume, which of its detections hit a ground truth
         (in the order the caller gave them).  Keys without detections map to empty arrays."""

@@ -210,7 +210,7 @@ class VolumeFROCMetric(BaseMetric):
 
 @METRICS.register_module()
 class P3DMetric(VolumeFROCMetric):
-    """Lesion Harvester's P3D metric over per-volume tracklets (SPEC §4).
+    """Lesion Harvester's P3D metric over per-volume tracklets (docs/method.md#eval-p3d).
 
     A tracklet hits a ground-truth 2D box when its box on that slice has IoU >= ``iou_thr``
     (0.5, ``+1`` pixel convention); FROC at [0.125, ..., 16] FPs per volume and VOC AP, as
