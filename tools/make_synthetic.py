@@ -5,9 +5,10 @@
 
 Writes DIR/Images_png/<series>/<slice>.png (16-bit, HU + 32768), DIR/DL_info.csv, the complete
 ground truth in the Lesion Harvester pickle formats under DIR/ground_truth/ (plus truth.json) and
-DIR/summary.json.  The argument parser and the logic live in :mod:`mmlesion.synthetic`.
+DIR/summary.json.  The argument parser lives in :mod:`mmlesion.cli.make_synthetic`, the generator
+in :mod:`mmlesion.synthetic`.
 """
-from mmlesion.synthetic import main
+from mmlesion.cli.make_synthetic import main
 
 if __name__ == '__main__':
     main()

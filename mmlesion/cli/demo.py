@@ -20,12 +20,14 @@ from typing import List, Optional
 import numpy as np
 
 TRAIN_DIR = 'mscn_hnsl'  # under the work dir, beside data/
+# resolved by mmlesion.utils.locations.resolve_config: this path under the working directory
+# (a checkout), else the copy installed with the package (mmlesion/.mim/configs)
 DEMO_CONFIG = 'configs/synthetic/mscn-hnsl_densenet-tiny-9slice_1xb8-cpu_synthetic.py'
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='mmlesion demo on synthetic DeepLesion-format data')
+    parser = argparse.ArgumentParser(
+        description='mmlesion demo on synthetic DeepLesion-format data')
     parser.add_argument('--work-dir', default='work_dirs/demo')
     parser.add_argument('--volumes', type=int, default=600, help='synthetic sub-volumes')
     parser.add_argument('--seed', type=int, default=0)
@@ -36,8 +38,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         "auto (default): real when the real CT is found, else phantom")
     parser.add_argument('--real-ct-dir', default=None,
                         help='folder with lung{1,2}_{image,label}.nrrd (default: '
-                        '$MMLESION_SHARED_DATA/real_ct or ../shared/data/real_ct)')
-    parser.add_argument('--config', default=osp.join(REPO_ROOT, DEMO_CONFIG))
+                        '$MMLESION_REAL_CT_DIR, $MMLESION_SHARED_DATA/real_ct, <cache>/real_ct or '
+                        '../shared/data/real_ct; see mmlesion.utils.locations)')
+    parser.add_argument('--config', default=None,
+                        help=f'default: {DEMO_CONFIG} (from the working directory, else the copy '
+                        'installed with mmlesion)')
     parser.add_argument('--epochs', type=int, default=None, help='override the config epochs')
     parser.add_argument('--skip-train', action='store_true', help='stop after the data stages')
     parser.add_argument('--montage-samples', type=int, default=6)
@@ -61,7 +66,7 @@ def resolve_anatomy(anatomy: str, real_ct_dir: Optional[str]) -> str:
     """``auto`` -> ``real`` when the real chest CTs are found, else ``phantom`` (said so)."""
     if anatomy != 'auto':
         return anatomy
-    from mmlesion.synthetic.realct import find_real_ct_dir
+    from mmlesion.utils.locations import find_real_ct_dir
     try:
         find_real_ct_dir(real_ct_dir)
     except FileNotFoundError as e:
@@ -227,8 +232,11 @@ def stage_evaluate(args, cfg_options: List[str], work_dir: str, data_root: str,
 
 
 def main(argv: Optional[List[str]] = None) -> dict:
+    from mmlesion.utils.locations import resolve_config
     args = parse_args(argv)
     t_start = time.time()
+    # before any work: a missing config should not cost a data generation first
+    args.config = resolve_config(args.config or DEMO_CONFIG)
     work_dir = osp.abspath(args.work_dir)
     data_root = osp.join(work_dir, 'data')
     os.makedirs(work_dir, exist_ok=True)

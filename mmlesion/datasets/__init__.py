@@ -1,10 +1,18 @@
 from .deeplesion import DeepLesionDataset
-from .slice_sampling import (InterpolationPlan, blend_slices, channel_groups, interpolation_plan,
-                             raw_to_hu, sample_positions, window_hu)
+from .png_codec import PNG_HU_OFFSET, raw_to_hu, read_uint16_png
+from .slice_sampling import (
+    InterpolationPlan,
+    apply_hu_window,
+    blend_slices,
+    channel_groups,
+    interpolation_plan,
+    sample_positions,
+)
 from .transforms import *  # noqa: F401,F403
-from .volume_reader import VolumeReader, read_uint16_png
+from .volume_reader import VolumeReader
 
 __all__ = [
-    'DeepLesionDataset', 'VolumeReader', 'read_uint16_png', 'raw_to_hu', 'window_hu',
-    'sample_positions', 'interpolation_plan', 'InterpolationPlan', 'blend_slices', 'channel_groups'
+    'DeepLesionDataset', 'VolumeReader', 'PNG_HU_OFFSET', 'read_uint16_png', 'raw_to_hu',
+    'apply_hu_window', 'sample_positions', 'interpolation_plan', 'InterpolationPlan',
+    'blend_slices', 'channel_groups'
 ]

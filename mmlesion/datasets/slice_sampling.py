@@ -8,7 +8,7 @@ Conventions
 * Slice indices are DeepLesion's **absolute** indices (as in file names and ``Slice_range``).
   A slice *offset* is a float distance from the key slice in units of real slices
   (positive = larger slice index).
-* DeepLesion PNGs are 16-bit with ``HU = raw - 32768``.
+* Values are HU (decoded from DeepLesion's 16-bit PNGs by :mod:`~mmlesion.datasets.png_codec`).
 * Channel layout of an ``N``-slice input (``N`` odd): channel ``c`` samples the volume at
   ``(c - (N - 1) / 2) * target_interval_mm`` from the key slice, so channels are ordered by
   increasing slice index (most superior first, most inferior last, as DeepLesion numbers slices)
@@ -27,7 +27,6 @@ from typing import Callable, Container, List, Mapping, NamedTuple, Optional, Seq
 
 import numpy as np
 
-HU_OFFSET = 32768  # raw 16-bit PNG value - HU_OFFSET = HU
 DEFAULT_WINDOW_HU = (-1024.0, 3071.0)  # 3DCE / MULAN: the full 12-bit CT range
 DEFAULT_OUT_RANGE = (0.0, 255.0)
 TARGET_INTERVAL_MM = 2.0
@@ -37,26 +36,10 @@ TARGET_INTERVAL_MM = 2.0
 _SNAP_TOL = 1e-6
 
 
-def raw_to_hu(raw_uint16: np.ndarray) -> np.ndarray:
-    """DeepLesion 16-bit PNG values -> Hounsfield units (``HU = raw - 32768``), float32.
-
-    Args:
-        raw_uint16: array of dtype uint16, any shape.
-
-    Raises:
-        TypeError: the array is not uint16 (an 8-bit PNG read loses the HU scale silently).
-    """
-    raw = np.asarray(raw_uint16)
-    if raw.dtype != np.uint16:
-        raise TypeError(f'raw_to_hu expects the uint16 values of a 16-bit DeepLesion PNG, '
-                        f'got dtype {raw.dtype}')
-    return raw.astype(np.float32) - np.float32(HU_OFFSET)
-
-
-def window_hu(hu: np.ndarray,
-              low: float = DEFAULT_WINDOW_HU[0],
-              high: float = DEFAULT_WINDOW_HU[1],
-              out: Tuple[float, float] = DEFAULT_OUT_RANGE) -> np.ndarray:
+def apply_hu_window(hu: np.ndarray,
+                    low: float = DEFAULT_WINDOW_HU[0],
+                    high: float = DEFAULT_WINDOW_HU[1],
+                    out: Tuple[float, float] = DEFAULT_OUT_RANGE) -> np.ndarray:
     """Clip HU to ``[low, high]`` and map linearly onto ``out`` (float32), like MONAI's
     ``ScaleIntensityRange(a_min=low, a_max=high, b_min=out[0], b_max=out[1], clip=True)``.
 
@@ -117,7 +100,7 @@ def normalize_window(window: WindowSpec, where: str = 'window_hu'
 
 def apply_window(hu: np.ndarray, window: WindowSpec,
                  out: Tuple[float, float] = DEFAULT_OUT_RANGE) -> np.ndarray:
-    """Window HU onto ``out``: one ``(low, high)`` window (:func:`window_hu`), or a composite.
+    """Window HU onto ``out``: one ``(low, high)`` window (:func:`apply_hu_window`), or a composite.
 
     A composite window ``[(l1, h1), (l2, h2), ...]`` is the mean of the windows' images, each
     mapped onto ``[0, 1]``, then scaled onto ``out``: a monotone piecewise-linear curve whose slope
@@ -136,10 +119,10 @@ def apply_window(hu: np.ndarray, window: WindowSpec,
     """
     window = normalize_window(window)
     if not isinstance(window[0], tuple):
-        return window_hu(hu, window[0], window[1], out)
+        return apply_hu_window(hu, window[0], window[1], out)
     acc = None
     for low, high in window:
-        part = window_hu(hu, low, high, (0.0, 1.0))
+        part = apply_hu_window(hu, low, high, (0.0, 1.0))
         acc = part if acc is None else acc + part
     scale = np.float32((float(out[1]) - float(out[0])) / len(window))
     return (acc * scale + np.float32(out[0])).astype(np.float32, copy=False)

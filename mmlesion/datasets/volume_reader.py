@@ -6,77 +6,17 @@ up to 9 times.  :class:`VolumeReader` decodes a sub-volume once into HU slices, 
 sub-volumes in an LRU cache, and builds all windows from memory.
 
 Files: ``<image_root>/<series>/<KKK>.png`` (``KKK`` = absolute slice index, 3 digits), 16-bit,
-``HU = raw - 32768``.  Slice indices are absolute; ``slice_range`` is ``(first, last)`` inclusive.
+``HU = raw - 32768`` (:mod:`.png_codec`).  Slice indices are absolute; ``slice_range`` is
+``(first, last)`` inclusive.
 """
-import os.path as osp
 from collections import OrderedDict
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
-import cv2
 import numpy as np
 from mmengine import fileio
 
 from . import slice_sampling as ss
-
-
-# Noisy 16-bit CT barely compresses: Huffman-only deflate after the SUB filter is about 2.5x
-# faster than the default and gives smaller files (OpenCV >= 4.10 knows the filter flag).
-_PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY,
-               cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY]
-if hasattr(cv2, 'IMWRITE_PNG_FILTER'):
-    _PNG_PARAMS += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB]
-
-
-def encode_uint16_png(raw: np.ndarray) -> bytes:
-    """Lossless PNG bytes of a 2D uint16 image (DeepLesion raw values, HU + 32768)."""
-    if raw.dtype != np.uint16 or raw.ndim != 2:
-        raise ValueError(f'expected a 2D uint16 image, got {raw.dtype} {raw.shape}')
-    ok, buf = cv2.imencode('.png', raw, _PNG_PARAMS)
-    if not ok:
-        raise RuntimeError('cv2.imencode failed to encode a 16-bit PNG')
-    return buf.tobytes()
-
-
-def decode_uint16_png(content: bytes, path: str) -> np.ndarray:
-    """Decode PNG bytes to a 2D uint16 array; ``path`` is only used in error messages.
-
-    Raises:
-        ValueError: the bytes are not an image, not single-channel, or not 16-bit.
-    """
-    image = cv2.imdecode(np.frombuffer(content, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-    return _check_uint16(image, path)
-
-
-def read_uint16_png(path: str, backend_args: Optional[dict] = None) -> np.ndarray:
-    """Read one DeepLesion slice as a 2D uint16 array (raw values, ``HU = raw - 32768``).
-
-    Local files go through ``cv2.imread(path, cv2.IMREAD_UNCHANGED)``; other backends
-    (``backend_args``, as in mmengine.fileio) are fetched as bytes and decoded the same way.
-
-    Raises:
-        FileNotFoundError: no such file.
-        ValueError: not a single-channel 16-bit PNG (an 8-bit read would silently lose the HU
-            scale).
-    """
-    if backend_args is None and '://' not in str(path):
-        if not osp.isfile(path):
-            raise FileNotFoundError(f'CT slice not found: {path}')
-        return _check_uint16(cv2.imread(path, cv2.IMREAD_UNCHANGED), path)
-    if not fileio.exists(path, backend_args=backend_args):
-        raise FileNotFoundError(f'CT slice not found: {path}')
-    return decode_uint16_png(fileio.get(path, backend_args=backend_args), path)
-
-
-def _check_uint16(image: Optional[np.ndarray], path: str) -> np.ndarray:
-    if image is None:
-        raise ValueError(f'could not decode {path} as an image')
-    if image.ndim != 2:
-        raise ValueError(f'{path}: expected a single-channel 16-bit PNG, got an array of shape '
-                         f'{image.shape}')
-    if image.dtype != np.uint16:
-        raise ValueError(f'{path}: expected a 16-bit PNG (uint16, HU = value - 32768), got dtype '
-                         f'{image.dtype}; DeepLesion slices must not be converted to 8 bits')
-    return image
+from .png_codec import raw_to_hu, read_uint16_png
 
 
 class _LazyExists:
@@ -136,7 +76,7 @@ class VolumeReader:
         """Decode one slice (not cached) -> HU float32 ``H x W``; counts in :attr:`num_decoded`."""
         raw = read_uint16_png(self.slice_path(series, slice_index), self.backend_args)
         self.num_decoded += 1
-        return ss.raw_to_hu(raw)
+        return raw_to_hu(raw)
 
     # ------------------------------------------------------------------ volumes
     def available_slices(self,

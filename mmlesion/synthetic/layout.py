@@ -13,7 +13,6 @@ from typing import List, Optional
 import numpy as np
 
 SPLITS = ('train', 'val', 'test')
-SPLIT_CODE = {'train': 1, 'val': 2, 'test': 3}  # DL_info Train_Val_Test
 ROLES = ('V_M', 'V_H', 'V_H_test', 'val', 'test')
 _LAYOUT_STREAM = 0x4C41  # keeps the layout's generator apart from the series' generators
 

@@ -20,8 +20,20 @@ import cv2
 import numpy as np
 
 from .phantom import LesionHost, TubeHost
-from .shapes import (Ellipsoid, Grid, Organ, Tube, Window, coverage, intersect, organ_window,
-                     paint_anatomy, section_window, soft_ellipse, union)
+from .shapes import (
+    Ellipsoid,
+    Grid,
+    Organ,
+    Tube,
+    Window,
+    coverage,
+    intersect,
+    organ_window,
+    paint_anatomy,
+    section_window,
+    soft_ellipse,
+    union,
+)
 
 MIN_DIAMETER_MM = 5.0
 MAX_DIAMETER_MM = 50.0

@@ -1,6 +1,6 @@
 """Real-anatomy mode of the generator: synthetic lesions and look-alikes inserted into real CT.
 
-The two real chest CTs (``real_ct/lung1``, ``lung2``; see :mod:`mmlesion.synthetic.realct`) are
+The two real chest CTs (``real_ct/lung1``, ``lung2``; see :mod:`.nrrd_volume`) are
 the backgrounds.  Each generated series is one augmented window of one of them:
 
 - **Window**: 11-17 consecutive real 5 mm slices (at most ``max_slices``), about half of them
@@ -51,28 +51,60 @@ unseen patient, val numbers are optimistic.
 import functools
 import math
 import os
-import time
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 from scipy import ndimage
 
-from mmlesion.utils.fileio import atomic_write_bytes
-from .realct import (LUNG_WINDOW, REAL_CT_IDS, REAL_CT_NAMES, SOFT_WINDOW, RealCTVolume,
-                      body_level, describe_mask_lesion, estimate_noise_hu, key_slice_of_mask,
-                      lesion_type_of, load_real_ct, mask_lesions, nrrd_z_to_slice)
+from mmlesion.datasets.png_codec import hu_to_png_clipped
 from mmlesion.structures.volume_key import series_name, slice_file_name, volume_key
-from .generator import (MARKED_PER_VOLUME, MAX_DIAMETER_MM, MIN_IMAGE_SIZE, UNMARKED_MEAN,
-                        SubVolume, _g, _gauss_kernel_sq_sum, _lesion_truth, _lookalike_truth, _r3,
-                        assemble_series, hu_to_png_bytes, map_series)
+from mmlesion.utils.fileio import atomic_write_bytes
+from mmlesion.utils.locations import find_real_ct_dir
+
 from .layout import SeriesLayout
-from .lesions import (MAX_C_MM, MIN_DIAMETER_MM, LookAlike, Lesion, lesion_hu,
-                      sample_diameter_mm, sample_lesion_shape, sample_tube)
+from .lesion_masks import (
+    describe_mask_lesion,
+    estimate_noise_hu,
+    key_slice_of_mask,
+    lesion_type_of,
+    mask_lesions,
+)
+from .lesions import (
+    MAX_C_MM,
+    MAX_DIAMETER_MM,
+    MIN_DIAMETER_MM,
+    Lesion,
+    LookAlike,
+    lesion_hu,
+    sample_diameter_mm,
+    sample_lesion_shape,
+    sample_tube,
+)
+from .nrrd_volume import (
+    REAL_CT_IDS,
+    REAL_CT_NAMES,
+    RealCTVolume,
+    body_level,
+    load_real_ct,
+    nrrd_z_to_slice,
+)
 from .phantom import LesionHost, TubeHost
-from .shapes import Ellipsoid, Grid, Tube, pv_weight, section_window, soft_ellipse
+from .series import (
+    MARKED_PER_VOLUME,
+    MIN_IMAGE_SIZE,
+    UNMARKED_MEAN,
+    SeriesGeometry,
+    SubVolume,
+    assemble_series,
+    gauss_kernel_sq_sum,
+    lesion_truth,
+    lookalike_truth,
+    map_series,
+)
+from .shapes import Ellipsoid, Grid, pv_weight, section_window, soft_ellipse
+from .writer import LUNG_WINDOW, SOFT_WINDOW, format_number, round3
 
 # Tissue codes of segment_tissues().
 OUTSIDE, BODY, LUNG, MEDIASTINUM, LIVER, ABDOMEN, WALL, BONE = range(8)
@@ -83,7 +115,7 @@ REAL_MARK_P = 0.9
 REAL_WINDOW_P = 0.5  # fraction of windows centred on a real lesion
 WINDOW_SLICES = (11, 17)
 HU_SCALE = (0.97, 1.03)
-HU_OFFSET = (-15.0, 15.0)
+INTENSITY_JITTER_HU = (-15.0, 15.0)  # HU added to a whole window (after HU_SCALE)
 NOISE_ADD_HU = (0.0, 6.0)
 CROP_FRACTION = (0.78, 1.0)
 CROP_SHIFT = 0.05
@@ -310,34 +342,66 @@ def prepare_source(vol: RealCTVolume) -> RealSource:
                       (os.path.basename(vol.image_path), os.path.basename(vol.label_path)))
 
 
-_SOURCE_CACHE: Dict[tuple, RealSource] = {}
-
-
 def _file_id(path: str) -> tuple:
     st = os.stat(path)
     return os.path.abspath(path), st.st_mtime_ns, st.st_size
 
 
-def load_sources(real_ct_dir: Optional[str] = None,
-                 held_out: str = 'lung1') -> Dict[str, RealSource]:
-    """The prepared real volumes (cached per process, keyed by the files' identity)."""
-    from .realct import find_real_ct_dir
-    if held_out not in REAL_CT_NAMES:
-        raise ValueError(f'held_out must be one of {REAL_CT_NAMES}, got {held_out!r}')
-    folder = find_real_ct_dir(real_ct_dir)
-    out = {}
-    for name in REAL_CT_NAMES:
+class RealSourceCache:
+    """Prepared real volumes (:class:`RealSource`), keyed by their files' identity (absolute path,
+    modification time, size); the last ``max_entries`` are kept.
+
+    Preparing a source segments the whole volume (a few seconds); a cache lets repeated calls
+    (several datasets, :func:`real_lesion_masks` per volume) skip that.  A prepared source is
+    only read afterwards, so one cache may serve any number of calls and forked workers.
+    """
+
+    def __init__(self, max_entries: int = 4):
+        self.max_entries = int(max_entries)
+        self._sources: Dict[tuple, RealSource] = {}
+
+    def get(self, folder: str, name: str) -> RealSource:
+        """The prepared ``<folder>/<name>_{image,label}.nrrd``.
+
+        Raises:
+            FileNotFoundError: one of the two files is missing.
+        """
         paths = [os.path.join(folder, f'{name}_{k}.nrrd') for k in ('image', 'label')]
         for p in paths:
             if not os.path.isfile(p):
                 raise FileNotFoundError(f'real CT file missing: {p}')
         key = tuple(_file_id(p) for p in paths)
-        if key not in _SOURCE_CACHE:
-            if len(_SOURCE_CACHE) >= 4:
-                _SOURCE_CACHE.pop(next(iter(_SOURCE_CACHE)))
-            _SOURCE_CACHE[key] = prepare_source(load_real_ct(folder, (name,))[0])
-        out[name] = _SOURCE_CACHE[key]
-    return out
+        src = self._sources.get(key)
+        if src is None:
+            if len(self._sources) >= self.max_entries:
+                self._sources.pop(next(iter(self._sources)))
+            src = prepare_source(load_real_ct(folder, (name,))[0])
+            self._sources[key] = src
+        return src
+
+
+# The cache load_sources() uses when it is given none: process-wide so that every dataset and
+# every real_lesion_masks() call of a process segments each real volume once.  Only
+# RealSourceCache.get (through load_sources) writes to it; forked generator workers inherit it
+# and only read.  Pass a RealSourceCache of your own to keep the sources out of it.
+DEFAULT_SOURCE_CACHE = RealSourceCache()
+
+
+def load_sources(real_ct_dir: Optional[str] = None, held_out: str = 'lung1',
+                 cache: Optional[RealSourceCache] = None) -> Dict[str, RealSource]:
+    """The prepared real volumes ``{name: RealSource}`` from :func:`~mmlesion.utils.locations.
+    find_real_ct_dir` (``real_ct_dir`` or the default places).
+
+    Args:
+        held_out: checked here (``'lung1'`` or ``'lung2'``), so a wrong value fails before any
+            work.
+        cache: where prepared sources are kept (default :data:`DEFAULT_SOURCE_CACHE`).
+    """
+    if held_out not in REAL_CT_NAMES:
+        raise ValueError(f'held_out must be one of {REAL_CT_NAMES}, got {held_out!r}')
+    folder = find_real_ct_dir(real_ct_dir)
+    cache = DEFAULT_SOURCE_CACHE if cache is None else cache
+    return {name: cache.get(folder, name) for name in REAL_CT_NAMES}
 
 
 # ------------------------------------------------------------------------------- augmentation
@@ -462,7 +526,7 @@ def choose_augmentation(src: RealSource, rng: np.random.Generator, out_size: int
         source=src.name, z0=z0, z1=z1, flip_lr=flip, crop_x0=x0, crop_y0=y0,
         crop_size=size, out_size=int(out_size),
         hu_scale=round(float(rng.uniform(*HU_SCALE)), 4),
-        hu_offset=round(float(rng.uniform(*HU_OFFSET)), 2),
+        hu_offset=round(float(rng.uniform(*INTENSITY_JITTER_HU)), 2),
         noise_hu=round(float(rng.uniform(*NOISE_ADD_HU)), 2))
 
 
@@ -477,7 +541,7 @@ class RealScene:
         self.src = src
         self.aug = aug
         self.dz = float(src.spacing[2])
-        self.spacing_mm = float(_g(src.spacing[0] * aug.crop_size / aug.out_size))
+        self.spacing_mm = float(format_number(src.spacing[0] * aug.crop_size / aug.out_size))
         self.start = nrrd_z_to_slice(aug.z0)
         self.num = aug.z1 - aug.z0 + 1
         n = aug.out_size
@@ -663,23 +727,20 @@ def place_real_tube(scene: RealScene, th: TubeHost,
     return la
 
 
-_UNIT_NOISE_STAT: Dict[int, float] = {}
-
-
 def _unit_noise(rng: np.random.Generator, shape) -> np.ndarray:
     """White noise blurred like the phantom's (sigma 0.6 px), unit std."""
     g = cv2.GaussianBlur(rng.standard_normal(shape, dtype=np.float32), (5, 5), 0.6,
                          borderType=cv2.BORDER_REFLECT)
     # a separable blur of white noise has std sum(k^2) of its 1D kernel k
-    return g * np.float32(1.0 / _gauss_kernel_sq_sum(0.6, 5))
+    return g * np.float32(1.0 / gauss_kernel_sq_sum(0.6, 5))
 
 
+@functools.lru_cache(maxsize=None)
 def _unit_noise_stat() -> float:
-    """estimate_noise_hu() of a unit-std :func:`_unit_noise` field (a fixed constant)."""
-    if 0 not in _UNIT_NOISE_STAT:
-        field_ = _unit_noise(np.random.default_rng(0), (256, 256))
-        _UNIT_NOISE_STAT[0] = estimate_noise_hu(field_, np.ones(field_.shape, bool))
-    return _UNIT_NOISE_STAT[0]
+    """estimate_noise_hu() of a unit-std :func:`_unit_noise` field (a fixed constant, computed
+    once)."""
+    field_ = _unit_noise(np.random.default_rng(0), (256, 256))
+    return estimate_noise_hu(field_, np.ones(field_.shape, bool))
 
 
 # ------------------------------------------------------------------------------------ series
@@ -850,7 +911,7 @@ def render_real_series(series: RealSeries, out_dir: str) -> Tuple[Dict[tuple, Di
     amp = np.float32(noise_hu / _unit_noise_stat())
     tex_sigma = 1.5
     tex_k = int(2 * math.ceil(3 * tex_sigma) + 1)
-    tex_norm = np.float32(1.0 / _gauss_kernel_sq_sum(tex_sigma, tex_k))
+    tex_norm = np.float32(1.0 / gauss_kernel_sq_sum(tex_sigma, tex_k))
     records: Dict[tuple, Dict[int, tuple]] = {}
     for i in range(scene.num):
         k = scene.start + i
@@ -895,7 +956,7 @@ def render_real_series(series: RealSeries, out_dir: str) -> Tuple[Dict[tuple, Di
         if scene.aug.noise_hu > 0:
             img += np.float32(scene.aug.noise_hu) * rng.standard_normal((H, W), dtype=np.float32)
         atomic_write_bytes(os.path.join(out_dir, 'Images_png', slice_file_name(series.name, k)),
-                           hu_to_png_bytes(img))
+                           hu_to_png_clipped(img))
     return records, scene.num
 
 
@@ -928,7 +989,7 @@ def _real_series_volumes(layout: RealSeriesLayout, out_dir: str, sources: Dict[s
                          ) -> Tuple[List[Tuple[dict, dict]], int]:
     """Plan and render one real-anatomy series (one sub-volume): ``[(truth volume, DL_info row
     arguments)]`` (lesion and look-alike ids local, see
-    :func:`~.generator.assemble_series`) and the slices written.  Depends only on the seed
+    :func:`~.series.assemble_series`) and the slices written.  Depends only on the seed
     and the layout."""
     src = sources[layout.source]
     series = plan_real_series(layout, src, seed, image_size, max_slices,
@@ -936,8 +997,8 @@ def _real_series_volumes(layout: RealSeriesLayout, out_dir: str, sources: Dict[s
     records, written = render_real_series(series, out_dir)
     scene, sv = series.scene, series.sv
     sp, dz = scene.spacing_mm, scene.dz
-    geom = SimpleNamespace(spacing_mm=sp, slice_interval_mm=dz, width=scene.width,
-                           height=scene.height)
+    geom = SeriesGeometry(width=scene.width, height=scene.height, spacing_mm=sp,
+                          slice_interval_mm=dz)
     vol_lesions = []
     for les in scene.lesions:
         recs = records.get(('lesion', les.index))
@@ -945,7 +1006,7 @@ def _real_series_volumes(layout: RealSeriesLayout, out_dir: str, sources: Dict[s
             if les.marked:
                 raise RuntimeError(f'{sv.key}: marked lesion invisible (internal error)')
             continue
-        t = _lesion_truth(geom, sv, les, recs, len(vol_lesions))
+        t = lesion_truth(geom, sv, les, recs, len(vol_lesions))
         t['origin'] = 'synthetic'
         vol_lesions.append(t)
     for n_real, (j, mask) in enumerate(scene.real_masks):
@@ -955,14 +1016,14 @@ def _real_series_volumes(layout: RealSeriesLayout, out_dir: str, sources: Dict[s
     for la in scene.tubes:
         recs = records.get(('lookalike', la.index))
         if recs:
-            vol_lookalikes.append(_lookalike_truth(geom, la, recs, len(vol_lookalikes)))
+            vol_lookalikes.append(lookalike_truth(geom, la, recs, len(vol_lookalikes)))
     volume = dict(
         key=sv.key, series=series.name, patient_index=layout.patient,
         study_index=layout.study, series_id=layout.series, subvolume_index=0,
         slice_range=[sv.start, sv.end], num_slices=sv.end - sv.start + 1,
         spacing=[sp, sp, dz], slice_interval=dz, image_size=[scene.width, scene.height],
         split=layout.split, role=sv.role, complete=sv.role != 'V_H', region=_region(scene),
-        noise_hu=_r3(series.noise_amp), soft_window=list(SOFT_WINDOW), gender=None, age=None,
+        noise_hu=round3(series.noise_amp), soft_window=list(SOFT_WINDOW), gender=None, age=None,
         marked_key_slices=sv.key_slices, lesions=vol_lesions, lookalikes=vol_lookalikes,
         anatomy='real', source_volume=src.name, augmentation=scene.aug.to_json())
     row_args = dict(
@@ -996,6 +1057,8 @@ def generate_real_volumes(out_dir: str, sources: Dict[str, RealSource], num_volu
                                            if v['source_volume'] == name}))
                  for name, s in sorted(sources.items())},
         real_ct_license='pyradiomics 3.0.1 test data, BSD-3-Clause',
+        # These texts are part of truth.json's bytes: the function they name now lives in
+        # mmlesion.synthetic.lesion_masks, but rewording them would change every dataset.
         frames=dict(
             real_slice='absolute slice = NRRD z + 1 of the source volume (Slice_range and file '
                        'names keep the real indices)',
@@ -1009,8 +1072,15 @@ def generate_real_volumes(out_dir: str, sources: Dict[str, RealSource], num_volu
     return rows, volumes, n_slices, info
 
 
-def real_lesion_masks(volume: dict, real_ct_dir: Optional[str] = None) -> Dict[int, np.ndarray]:
+def real_lesion_masks(volume: dict, real_ct_dir: Optional[str] = None,
+                      sources: Optional[Dict[str, RealSource]] = None) -> Dict[int, np.ndarray]:
     """The real lesions of a ``truth.json`` real-anatomy volume in its output frame.
+
+    Args:
+        volume: one entry of ``truth.json``'s ``volumes`` (``anatomy == 'real'``).
+        real_ct_dir: where the real CTs are (see :func:`load_sources`); unused with ``sources``.
+        sources: the prepared real volumes (:func:`load_sources`), e.g. when masks of many
+            volumes are wanted.
 
     Returns:
         ``{source lesion index: (num_slices, H, W) bool}``, slice ``i`` = absolute slice
@@ -1019,4 +1089,6 @@ def real_lesion_masks(volume: dict, real_ct_dir: Optional[str] = None) -> Dict[i
     if volume.get('anatomy') != 'real':
         raise ValueError(f'volume {volume.get("key")!r} is not a real-anatomy volume')
     aug = RealAugmentation.from_json(volume['augmentation'])
-    return resampled_real_masks(load_sources(real_ct_dir)[aug.source], aug)
+    if sources is None:
+        sources = load_sources(real_ct_dir)
+    return resampled_real_masks(sources[aug.source], aug)

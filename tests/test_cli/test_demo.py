@@ -4,6 +4,8 @@ import os
 
 from mmlesion.cli.demo import main, resolve_anatomy
 
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 
 def test_auto_anatomy_falls_back_to_phantoms_without_the_real_ct(tmp_path, capsys):
     assert resolve_anatomy('auto', str(tmp_path)) == 'phantom'
@@ -53,8 +55,8 @@ def test_montage_boxes_are_resized_with_the_image(synthetic_converted):
     from mmengine.registry import init_default_scope
 
     from mmdet.registry import DATASETS
-    from mmlesion.cli.demo import DEMO_CONFIG, REPO_ROOT, montage_pipeline
-    cfg = Config.fromfile(os.path.join(REPO_ROOT, DEMO_CONFIG))
+    from mmlesion.cli.demo import DEMO_CONFIG, montage_pipeline
+    cfg = Config.fromfile(os.path.join(REPO, DEMO_CONFIG))
     test_pipeline = cfg.test_dataloader.dataset.pipeline
     pipeline = montage_pipeline(test_pipeline)
     assert [t['type'] for t in pipeline] == [

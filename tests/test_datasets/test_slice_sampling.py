@@ -3,43 +3,39 @@ import math
 import numpy as np
 import pytest
 
-from mmlesion.datasets.slice_sampling import (InterpolationPlan, apply_window, blend_slices,
-                                              channel_groups, interpolation_plan,
-                                              interval_is_usable, normalize_window, raw_to_hu,
-                                              sample_positions, window_hu, window_to_hu)
+from mmlesion.datasets.slice_sampling import (
+    InterpolationPlan,
+    apply_hu_window,
+    apply_window,
+    blend_slices,
+    channel_groups,
+    interpolation_plan,
+    interval_is_usable,
+    normalize_window,
+    sample_positions,
+    window_to_hu,
+)
 
 
-def test_raw_to_hu_subtracts_32768():
-    raw = np.array([[0, 32000], [32768, 65535]], dtype=np.uint16)
-    hu = raw_to_hu(raw)
-    assert hu.dtype == np.float32
-    np.testing.assert_array_equal(hu, [[-32768, -768], [0, 32767]])
-
-
-def test_raw_to_hu_rejects_8bit():
-    with pytest.raises(TypeError, match='uint16'):
-        raw_to_hu(np.zeros((2, 2), dtype=np.uint8))
-
-
-def test_window_hu_default_maps_minus1024_3071_to_0_255():
+def test_apply_hu_window_default_maps_minus1024_3071_to_0_255():
     hu = np.array([-2000, -1024, 1023.5, 3071, 5000], dtype=np.float32)
-    out = window_hu(hu)
+    out = apply_hu_window(hu)
     assert out.dtype == np.float32
     # (1023.5 + 1024) / 4095 * 255 = 127.5
     np.testing.assert_allclose(out, [0, 0, 127.5, 255, 255], atol=1e-4)
 
 
-def test_window_hu_custom_window_and_range():
-    out = window_hu(np.array([-200.0, -175.0, 50.0, 275.0, 400.0]), -175, 275, out=(-1, 1))
+def test_apply_hu_window_custom_window_and_range():
+    out = apply_hu_window(np.array([-200.0, -175.0, 50.0, 275.0, 400.0]), -175, 275, out=(-1, 1))
     np.testing.assert_allclose(out, [-1, -1, 0, 1, 1], atol=1e-6)
 
 
-def test_window_hu_zero_width_does_not_divide_by_zero():
-    out = window_hu(np.array([-10.0, 0.0, 10.0]), 0, 0)
+def test_apply_hu_window_zero_width_does_not_divide_by_zero():
+    out = apply_hu_window(np.array([-10.0, 0.0, 10.0]), 0, 0)
     np.testing.assert_array_equal(out, [0, 0, 0])
     assert np.all(np.isfinite(out))
     with pytest.raises(ValueError, match='low <= high'):
-        window_hu(np.zeros(2), 10, 0)
+        apply_hu_window(np.zeros(2), 10, 0)
 
 
 def test_composite_window_is_the_mean_of_its_windows():
@@ -55,11 +51,12 @@ def test_composite_window_is_the_mean_of_its_windows():
     # e.g. a 44 HU liver lesion (20 vs 64 HU): 13.4 levels instead of 2.7 with the full window
     assert out[5] - out[4] == pytest.approx(255 * 44 * (1 / 4095 + 1 / 1200 + 1 / 400) / 3,
                                             abs=1e-3)
-    assert window_hu(np.float32(64)) - window_hu(np.float32(20)) == pytest.approx(2.74, abs=0.01)
-    # one window, given alone or in a list, is window_hu exactly
-    np.testing.assert_array_equal(apply_window(hu, [(-160, 240)]), window_hu(hu, -160, 240))
+    assert apply_hu_window(np.float32(64)) - apply_hu_window(np.float32(20)) == pytest.approx(
+        2.74, abs=0.01)
+    # one window, given alone or in a list, is apply_hu_window exactly
+    np.testing.assert_array_equal(apply_window(hu, [(-160, 240)]), apply_hu_window(hu, -160, 240))
     np.testing.assert_array_equal(apply_window(hu, (-1024, 3071), (-1, 1)),
-                                  window_hu(hu, out=(-1, 1)))
+                                  apply_hu_window(hu, out=(-1, 1)))
 
 
 def test_window_to_hu_inverts_inside_the_span():

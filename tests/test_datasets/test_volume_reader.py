@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mmlesion.datasets.volume_reader import VolumeReader, read_uint16_png
+from mmlesion.datasets.volume_reader import VolumeReader
 
 SERIES = '000001_01_01'
 
@@ -21,25 +21,6 @@ def _write_series(root, series=SERIES, indices=range(1, 11), shape=(8, 6), hu_of
 
 def _windowed(hu):
     return (np.clip(hu, -1024, 3071) + 1024) / 4095 * 255
-
-
-def test_read_uint16_png_roundtrip(tmp_path):
-    folder = _write_series(str(tmp_path), indices=[3])
-    raw = read_uint16_png(os.path.join(folder, '003.png'))
-    assert raw.dtype == np.uint16 and raw.shape == (8, 6)
-    assert raw[1, 1] == 32798 and raw[0, 0] == 32768 - 1024
-
-
-def test_read_8bit_png_is_a_clear_error(tmp_path):
-    path = str(tmp_path / '001.png')
-    cv2.imwrite(path, np.zeros((4, 4), dtype=np.uint8))
-    with pytest.raises(ValueError, match=r'001\.png.*16-bit'):
-        read_uint16_png(path)
-
-
-def test_read_missing_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match='002.png'):
-        read_uint16_png(str(tmp_path / '002.png'))
 
 
 def test_read_slice_gives_hu(tmp_path):

@@ -1,24 +1,18 @@
-"""Real CT volumes (pyradiomics lung1/lung2 NRRD + masks) in DeepLesion's format.
-
-The shared-data tests skip when ``real_ct/`` is absent; the NRRD reader and the mask geometry are
-also tested on small hand-made volumes.
+"""The real-CT fixture: real CT volumes (pyradiomics lung1/lung2 NRRD + masks) in DeepLesion's
+format.  These tests skip when the shared ``real_ct/`` folder is absent (the NRRD reader and the
+mask geometry are tested on hand-made volumes in test_nrrd_volume.py and test_lesion_masks.py).
 """
 import csv
 import json
-import math
 import os
 
-import cv2
 import numpy as np
 import pytest
 
 from mmlesion.datasets.converters.deeplesion import convert_deeplesion
-from mmlesion.synthetic.realct import (describe_mask_lesion, find_real_ct_dir,
-                                      hu_slice_to_png_bytes,
-                                      key_slice_of_mask, mask_box3d, mask_lesions,
-                                      mask_slice_boxes, nrrd_z_to_slice, read_nrrd_volume,
-                                      slice_to_nrrd_z, write_realct_fixture)
+from mmlesion.datasets.png_codec import PNG_HU_OFFSET, read_uint16_png
 from mmlesion.datasets.recist import recist_from_mask
+from mmlesion.synthetic.realct import write_realct_fixture
 from mmlesion.utils.safe_pickle import load_pickle
 
 nrrd = pytest.importorskip('nrrd')
@@ -49,10 +43,9 @@ def _raw_mask(real_ct, name):
 
 
 def _png_hu(root, series, slice_index):
-    raw = cv2.imread(os.path.join(root, 'Images_png', series, f'{slice_index:03d}.png'),
-                     cv2.IMREAD_UNCHANGED)
-    assert raw is not None and raw.dtype == np.uint16
-    return raw.astype(np.int32) - 32768
+    """Integer HU of a written slice (raw - 32768, exact)."""
+    raw = read_uint16_png(os.path.join(root, 'Images_png', series, f'{slice_index:03d}.png'))
+    return raw.astype(np.int32) - PNG_HU_OFFSET
 
 
 def _boundary(mask):
@@ -60,76 +53,6 @@ def _boundary(mask):
     inner = pad[1:-1, 1:-1] & pad[:-2, 1:-1] & pad[2:, 1:-1] & pad[1:-1, :-2] & pad[1:-1, 2:]
     ys, xs = np.nonzero(mask & ~inner)
     return np.stack([xs, ys], axis=1).astype(np.float64)
-
-
-# ----------------------------------------------------------------------- hand-made NRRD files
-def _write_nrrd(path, data, spacing=(0.5, 0.5, 5.0), signs=(1, 1, 1),
-                space='left-posterior-superior'):
-    header = {'space': space, 'space directions': np.diag(np.array(spacing) * np.array(signs)),
-              'space origin': np.zeros(3), 'kinds': ['domain'] * 3, 'encoding': 'gzip'}
-    nrrd.write(str(path), data, header)
-    return str(path)
-
-
-def test_read_nrrd_transposes_xyz_to_rows_y_cols_x(tmp_path):
-    x, y, z = np.meshgrid(np.arange(4), np.arange(3), np.arange(2), indexing='ij')
-    data = (100 * x + 10 * y + z).astype(np.int16)  # (x, y, z) = (4, 3, 2)
-    label = np.zeros_like(data, dtype=np.uint8)
-    label[1, 2, 1] = 1
-    vol = read_nrrd_volume(_write_nrrd(tmp_path / 'a_image.nrrd', data),
-                           _write_nrrd(tmp_path / 'a_label.nrrd', label))
-    assert vol.name == 'a' and vol.hu.shape == (2, 3, 4) and vol.hu.dtype == np.int16
-    assert vol.spacing == (0.5, 0.5, 5.0) and vol.image_size == (4, 3)
-    assert vol.hu[1, 2, 3] == 100 * 3 + 10 * 2 + 1  # [z, row = y, column = x]
-    assert np.argwhere(vol.label).tolist() == [[1, 2, 1]]
-    # A negative direction is flipped so that columns still run toward +x (patient left).
-    flipped = read_nrrd_volume(_write_nrrd(tmp_path / 'b_image.nrrd', data, signs=(-1, 1, 1)))
-    assert flipped.hu[0, 0, 0] == 300 and flipped.spacing[0] == 0.5
-
-
-def test_read_nrrd_errors(tmp_path):
-    data = np.zeros((4, 3, 2), np.int16)
-    img = _write_nrrd(tmp_path / 'c_image.nrrd', data)
-    with pytest.raises(ValueError, match='differs from the image'):
-        read_nrrd_volume(img, _write_nrrd(tmp_path / 'c_label.nrrd', np.zeros((4, 3, 3), np.uint8)))
-    with pytest.raises(ValueError, match='integer HU'):
-        read_nrrd_volume(_write_nrrd(tmp_path / 'd.nrrd', data.astype(np.float32)))
-    with pytest.raises(ValueError, match='not supported'):
-        read_nrrd_volume(_write_nrrd(tmp_path / 'e.nrrd', data, space='right-anterior-superior'))
-    with pytest.raises(FileNotFoundError):
-        read_nrrd_volume(str(tmp_path / 'missing.nrrd'))
-    with pytest.raises(FileNotFoundError, match='lung1_image.nrrd'):
-        find_real_ct_dir(str(tmp_path))
-
-
-def test_png_stores_every_int16_exactly():
-    hu = np.array([[-32768, -1024, -1], [0, 3071, 32767]], dtype=np.int16)
-    raw = cv2.imdecode(np.frombuffer(hu_slice_to_png_bytes(hu), np.uint8), cv2.IMREAD_UNCHANGED)
-    assert raw.dtype == np.uint16
-    np.testing.assert_array_equal(raw.astype(np.int32) - 32768, hu)
-
-
-def test_mask_geometry_by_hand():
-    m = np.zeros((4, 6, 7), bool)
-    m[1, 2:4, 1:3] = True  # 4 px
-    m[2, 1:4, 1:4] = True  # 9 px
-    m[3, 2:5, 2:5] = True  # 9 px: tie with z = 2, the mean z is (4 + 18 + 27) / 22 = 2.23
-    assert key_slice_of_mask(m) == 2
-    assert mask_slice_boxes(m) == {1: [1.0, 2.0, 2.0, 3.0], 2: [1.0, 1.0, 3.0, 3.0],
-                                   3: [2.0, 2.0, 4.0, 4.0]}
-    assert mask_box3d(m) == [1.0, 1.0, 4.0, 4.0, 1.0, 3.0]
-    label = m.astype(np.uint8)
-    label[0, 5, 6] = 1  # not touching: a second lesion
-    label[3, 0, 0] = 2
-    # value 1 first (ordered by first voxel: the lone voxel on z = 0), then value 2
-    assert [int(c.sum()) for c in mask_lesions(label)] == [1, 22, 1]
-    d = describe_mask_lesion(m, (0.8, 0.8))
-    # 3 x 3 square of pixel centres: the long axis is its diagonal, 2 sqrt(2) px.
-    assert d['key_slice'] == nrrd_z_to_slice(2) == 3 and slice_to_nrrd_z(3) == 2
-    assert d['diameters_px'][0] == pytest.approx(2 * math.sqrt(2), abs=1e-4)
-    assert d['box2d'] == [0.0, 0.0, 6.0, 5.0]  # RECIST extent 1..3 padded by 5, clipped to W-1, H-1
-    assert [s['slice'] for s in d['slices']] == [2, 3, 4] and d['num_voxels'] == 22
-    assert d['mask_box3d'] == [1.0, 1.0, 4.0, 4.0, 2, 4]
 
 
 # -------------------------------------------------------------------------- real CT fixture
@@ -270,7 +193,7 @@ def test_stacking_mask_boxes_gives_one_tracklet_per_lesion(fixture_dir):
 
 
 def test_fixture_cli_refuses_existing(fixture_dir, capsys):
-    from mmlesion.synthetic.realct import main
+    from mmlesion.cli.make_realct_fixture import main
     assert main(['--out', fixture_dir['out'], '--real-ct-dir', fixture_dir['real_ct'],
                  '--quiet']) == 1
     assert 'already holds a dataset' in capsys.readouterr().err

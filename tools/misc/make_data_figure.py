@@ -20,9 +20,11 @@ import tempfile
 import cv2
 import numpy as np
 
-from mmlesion.synthetic.realct import (LUNG_WINDOW, SOFT_WINDOW, describe_mask_lesion,
-                                      load_real_ct, mask_lesions)
+from mmlesion.datasets.png_codec import raw_to_hu, read_uint16_png
 from mmlesion.synthetic import generate_dataset
+from mmlesion.synthetic.lesion_masks import describe_mask_lesion, mask_lesions
+from mmlesion.synthetic.nrrd_volume import load_real_ct
+from mmlesion.synthetic.writer import LUNG_WINDOW, SOFT_WINDOW
 from mmlesion.utils.fileio import atomic_write_bytes
 
 PANEL_PX = 256
@@ -34,9 +36,7 @@ def _window(hu, window):
 
 
 def _read_hu(root, series, k):
-    raw = cv2.imread(os.path.join(root, 'Images_png', series, f'{k:03d}.png'),
-                     cv2.IMREAD_UNCHANGED)
-    return raw.astype(np.float32) - 32768.0
+    return raw_to_hu(read_uint16_png(os.path.join(root, 'Images_png', series, f'{k:03d}.png')))
 
 
 def _objects(vol, k):
@@ -75,7 +75,7 @@ def build_panels(real_ct_dir=None, seed=0):
         generate_dataset(ph, 4, seed=seed, image_size=PANEL_PX, small_image_fraction=0.0)
         with open(os.path.join(ph, 'ground_truth', 'truth.json')) as f:
             truth = json.load(f)
-        vol, les = _pick(truth, lambda v, l: l['marked'] and v['region'] == 'abdomen'
+        vol, les = _pick(truth, lambda v, le: le['marked'] and v['region'] == 'abdomen'
                          and len(v['lesions']) >= 2)
         k = les['key_slice']
         panels.append((_window(_read_hu(ph, vol['series'], k), SOFT_WINDOW),
@@ -86,12 +86,12 @@ def build_panels(real_ct_dir=None, seed=0):
                          anatomy='real', real_ct_dir=real_ct_dir)
         with open(os.path.join(ra, 'ground_truth', 'truth.json')) as f:
             truth = json.load(f)
-        vol, les = _pick(truth, lambda v, l: l['organ'] == 'liver' and l['marked'])
+        vol, les = _pick(truth, lambda v, le: le['organ'] == 'liver' and le['marked'])
         k = les['key_slice']
         panels.append((_window(_read_hu(ra, vol['series'], k), SOFT_WINDOW), _objects(vol, k),
                        '(b) real CT + inserted liver lesion'))
-        vol, les = _pick(truth, lambda v, l: l['organ'] == 'lung' and l['marked']
-                         and l.get('origin') == 'synthetic', score=_n_lookalikes)
+        vol, les = _pick(truth, lambda v, le: le['organ'] == 'lung' and le['marked']
+                         and le.get('origin') == 'synthetic', score=_n_lookalikes)
         k = les['key_slice']
         panels.append((_window(_read_hu(ra, vol['series'], k), LUNG_WINDOW), _objects(vol, k),
                        '(c) real CT + lung nodule, vessels'))
