@@ -13,7 +13,6 @@ from .version import __version__
 install_checkpoint_loader()
 
 # the submodules register their components on import
-from . import (apis, datasets, evaluation, models, stacking, structures,  # noqa: E402,F401
-               visualization)
+from . import apis, datasets, evaluation, models, stacking, structures, visualization  # noqa: E402,F401
 
 __all__ = ['__version__']

@@ -35,7 +35,8 @@ def test_config_builds(path):
 def test_paper_values_visible_in_real_data_config():
     cfg = Config.fromfile(osp.join(REPO, 'configs', 'mscn_hnsl.py'))
     load, _, rescale = cfg.train_dataloader.dataset.pipeline[:3]
-    assert (load['num_slices'], load['slice_interval_mm'], tuple(load['window_hu'])) == (9, 2.0, (-1024, 3071))
+    assert (load['num_slices'], load['slice_interval_mm'], tuple(load['window_hu'])) == \
+        (9, 2.0, (-1024, 3071))
     assert (rescale['target_spacing_mm'], rescale['max_size']) == (0.8, 512)
     head = cfg.model.bbox_head
     assert head.type == 'CenterNetHNSLHead'

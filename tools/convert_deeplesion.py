@@ -1,7 +1,9 @@
-"""Convert DeepLesion's DL_info.csv to mmlesion COCO-style JSON (train/val/test.json + summary.json).
+"""Convert DeepLesion's DL_info.csv to mmlesion COCO-style JSON (train/val/test.json +
+summary.json).
 
-    python tools/convert_deeplesion.py --data-root DeepLesion --out-dir data/deeplesion/annotations \
-        [--image-dir DIR] [--keep-noisy | --drop-noisy] [--no-image-check] [--skip-invalid]
+    python tools/convert_deeplesion.py --data-root DeepLesion \
+        --out-dir data/deeplesion/annotations [--image-dir DIR] [--keep-noisy | --drop-noisy] \
+        [--no-image-check] [--skip-invalid]
 
 CSV x/y are 1-based; the JSON is 0-based (1 subtracted).  The argument parser and the logic live
 in :mod:`mmlesion.datasets.converters.deeplesion`.

@@ -1,4 +1,4 @@
-"""Generate synthetic CT sub-volumes in the NIH DeepLesion format (SPEC §6).
+"""Generate synthetic CT sub-volumes in the NIH DeepLesion format (docs/method.md#synthetic).
 
     python tools/make_synthetic.py --out DIR --volumes N --seed S [--image-size 512] \
         [--slices-mm 5 2.5] [--max-slices 40] [--workers N] [--overwrite] [--quiet]

@@ -1,4 +1,5 @@
-# MSCN with the hard-negative suppression loss: the Lesion Harvester LPG (paper Table III: 51.9 AP P3D).
+# MSCN with the hard-negative suppression loss: the Lesion Harvester LPG
+# (paper Table III: 51.9 AP P3D).
 # Hard negatives come from the annotation files (`hard_negative: true`, written by harvest rounds);
 # with none present the HNSL head equals plain CenterNet.
 _base_ = [

@@ -1,7 +1,17 @@
 """The inference API: build a lesion detector and predict whole CT volumes (3D tracklets)."""
-from .inference import (ArrayVolume, VolumePrediction, VolumePredictor, VolumeScanInputs,
-                        check_series_folders, fill_spacing, init_lesion_detector,
-                        predict_volume, predict_volumes, split_test_pipeline, get_test_pipeline)
+from .inference import (
+    ArrayVolume,
+    VolumePrediction,
+    VolumePredictor,
+    VolumeScanInputs,
+    check_series_folders,
+    fill_spacing,
+    get_test_pipeline,
+    init_lesion_detector,
+    predict_volume,
+    predict_volumes,
+    split_test_pipeline,
+)
 
 __all__ = [
     'init_lesion_detector', 'predict_volume', 'predict_volumes', 'VolumePredictor',

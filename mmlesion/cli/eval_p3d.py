@@ -21,13 +21,18 @@ import pickle
 import sys
 from typing import List, Optional, Tuple
 
+from mmlesion.evaluation.annotation_set import ANN_FORMATS, load_annotation_set
 from mmlesion.evaluation.detection_io import FRAMES, load_lh_detections
 from mmlesion.evaluation.functional.froc import INTERP_MODES, P3D_FP_POINTS, FROCResult
 from mmlesion.evaluation.functional.stratify import align_gt_values, sensitivity_by_stratum
-from mmlesion.evaluation.annotation_set import ANN_FORMATS, load_annotation_set
 from mmlesion.evaluation.metrics.p3d_metric import evaluate_p3d_on_set
-from mmlesion.evaluation.metrics.utils import (dump_froc_json, froc_table, froc_to_dict,
-                                               strata_to_dict, stratum_table)
+from mmlesion.evaluation.metrics.utils import (
+    dump_froc_json,
+    froc_table,
+    froc_to_dict,
+    strata_to_dict,
+    stratum_table,
+)
 from mmlesion.structures.volume import AnnotationSet
 
 __all__ = ['parse_args', 'evaluate_files', 'main']

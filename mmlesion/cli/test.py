@@ -4,7 +4,8 @@
         [--show-dir DIR] [--work-dir DIR] [--cfg-options k=v ...] [--launcher none|pytorch|...]
         [--trust-checkpoint] [--interp extrapolate|clamp]
 
-Arguments follow mmdet 3.3's ``tools/test.py``; ``--eval`` picks the evaluation (docs/method.md#evaluation):
+Arguments follow mmdet 3.3's ``tools/test.py``; ``--eval`` picks the evaluation
+(docs/method.md#evaluation):
 
 * ``p3d`` / ``iou3d`` (may be combined): the config's ``test_cfg`` becomes
   :class:`~mmlesion.engine.VolumeScanTestLoop` (every slice of every sub-volume of the annotation
@@ -170,11 +171,11 @@ def build_test_config(args: argparse.Namespace) -> Config:
 def main(argv: Optional[List[str]] = None) -> dict:
     """Run the test; returns the metrics dict (on every rank; empty-valued off rank 0)."""
     args = parse_args(argv)
-    import mmlesion  # noqa: F401  (registers modules, installs the checkpoint loader)
-    import mmlesion.visualization  # noqa: F401  (KeySliceOverlayHook)
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
 
+    import mmlesion  # noqa: F401  (registers modules, installs the checkpoint loader)
+    import mmlesion.visualization  # noqa: F401  (KeySliceOverlayHook)
     from mmlesion.engine import prepare_distributed, trust_checkpoint_dir
 
     if not osp.isfile(args.checkpoint):

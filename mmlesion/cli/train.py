@@ -48,7 +48,8 @@ def build_train_config(args: argparse.Namespace) -> Config:
     if args.amp:
         import torch
         if not torch.cuda.is_available():
-            raise SystemExit('--amp needs a CUDA GPU (mmengine AmpOptimWrapper); train without it on CPU')
+            raise SystemExit('--amp needs a CUDA GPU (mmengine AmpOptimWrapper); train without '
+                             'it on CPU')
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.loss_scale = 'dynamic'
     if args.auto_scale_lr:
@@ -66,10 +67,10 @@ def build_train_config(args: argparse.Namespace) -> Config:
 
 def main(argv: Optional[List[str]] = None):
     args = parse_args(argv)
-    import mmlesion  # noqa: F401  (registers modules, installs the checkpoint loader)
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
 
+    import mmlesion  # noqa: F401  (registers modules, installs the checkpoint loader)
     from mmlesion.engine import prepare_distributed, shutdown_distributed, trust_checkpoint_dir
 
     cfg = build_train_config(args)

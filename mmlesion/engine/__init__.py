@@ -1,6 +1,12 @@
-from .checkpoint import (UntrustedCheckpointError, install_checkpoint_loader, is_trusted,
-                         load_local_checkpoint, publish_checkpoint, trust_checkpoint_dir,
-                         trusted_dirs)
+from .checkpoint import (
+    UntrustedCheckpointError,
+    install_checkpoint_loader,
+    is_trusted,
+    load_local_checkpoint,
+    publish_checkpoint,
+    trust_checkpoint_dir,
+    trusted_dirs,
+)
 from .launch import prepare_distributed, shutdown_distributed
 from .memory_format import MemoryFormatHook, to_memory_format
 

@@ -33,8 +33,12 @@ from mmengine.runner.base_loop import BaseLoop
 from torch.utils.data import DataLoader
 
 from mmdet.registry import DATASETS, LOOPS
-from mmlesion.apis.inference import (VolumePrediction, VolumePredictor, check_series_folders,
-                                     fill_spacing)
+from mmlesion.apis.inference import (
+    VolumePrediction,
+    VolumePredictor,
+    check_series_folders,
+    fill_spacing,
+)
 from mmlesion.datasets.volume_reader import VolumeReader
 from mmlesion.evaluation.annotation_set import load_annotation_set
 from mmlesion.evaluation.metrics.p3d_metric import VolumeFROCMetric

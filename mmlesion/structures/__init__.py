@@ -6,15 +6,45 @@
 * :mod:`~mmlesion.structures.volume` -- :class:`VolumeInfo`, :class:`AnnotationSet`;
 * :mod:`~mmlesion.structures.volume_key` -- DeepLesion series / slice / sub-volume names.
 """
-from .boxes import (box_area_2d, box_iobb_2d, box_iobb_2d_pairs, box_iou_2d, box_iou_2d_pairs,
-                    box_iou_3d, box_iou_3d_pairs, match_pairs_by_key)
-from .conventions import (EVAL_PLUS_ONE, FRAMES, LH_FRAME, MMLESION_FRAME, STACK_PLUS_ONE,
-                          check_frame, convert_frame, slice_extent)
-from .tracklet import (PackedTracklets, Tracklet, as_tracklet, as_tracklets, pack_tracklets,
-                       tracklet_array, tracklet_parts)
+from .boxes import (
+    box_area_2d,
+    box_iobb_2d,
+    box_iobb_2d_pairs,
+    box_iou_2d,
+    box_iou_2d_pairs,
+    box_iou_3d,
+    box_iou_3d_pairs,
+    match_pairs_by_key,
+)
+from .conventions import (
+    EVAL_PLUS_ONE,
+    FRAMES,
+    LH_FRAME,
+    MMLESION_FRAME,
+    STACK_PLUS_ONE,
+    check_frame,
+    convert_frame,
+    slice_extent,
+)
+from .tracklet import (
+    PackedTracklets,
+    Tracklet,
+    as_tracklet,
+    as_tracklets,
+    pack_tracklets,
+    tracklet_array,
+    tracklet_parts,
+)
 from .volume import AnnotationSet, VolumeInfo, volume_info_from_key
-from .volume_key import (VolumeKey, normalize_key, parse_dl_file_name, parse_volume_key,
-                         series_name, slice_file_name, volume_key)
+from .volume_key import (
+    VolumeKey,
+    normalize_key,
+    parse_dl_file_name,
+    parse_volume_key,
+    series_name,
+    slice_file_name,
+    volume_key,
+)
 
 __all__ = [
     'box_area_2d', 'box_iou_2d', 'box_iou_2d_pairs', 'box_iobb_2d', 'box_iobb_2d_pairs',

@@ -1,4 +1,5 @@
-"""CT data in the NIH DeepLesion on-disk format, with complete ground truth (SPEC §6).
+"""CT data in the NIH DeepLesion on-disk format, with complete ground truth
+(docs/method.md#synthetic).
 
 ``generate_dataset(out_dir, num_volumes, seed=0, image_size=512, ..., anatomy='phantom')`` writes
 16-bit PNG slices, ``DL_info.csv`` and the Lesion Harvester pickles; ``anatomy='real'`` inserts the

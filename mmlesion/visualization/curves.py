@@ -19,7 +19,8 @@ def read_scalars(work_dir: str) -> List[dict]:
 
 
 def plot_loss_curves(records: Sequence[dict], out_png: str,
-                     keys: Sequence[str] = ('loss', 'loss_center_heatmap', 'loss_wh', 'loss_offset'),
+                     keys: Sequence[str] = ('loss', 'loss_center_heatmap', 'loss_wh',
+                                            'loss_offset'),
                      title: str = 'training loss') -> Dict[str, List[float]]:
     """Plot each loss term against the iteration on a log axis; returns the plotted series."""
     import matplotlib

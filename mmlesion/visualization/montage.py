@@ -1,8 +1,9 @@
 """Montages of multi-slice (2.5D) network inputs with their boxes, for eyeballing the data path.
 
-Network inputs are HU windowed to [-1024, 3071] and mapped to [0, 255] (docs/method.md#data-input; or a composite
-window, see :func:`mmlesion.datasets.slice_sampling.apply_window`), which shows soft tissue with
-little contrast; for display every channel is mapped back to HU and re-windowed to a display window
+Network inputs are HU windowed to [-1024, 3071] and mapped to [0, 255]
+(docs/method.md#data-input; or a composite window, see
+:func:`mmlesion.datasets.slice_sampling.apply_window`), which shows soft tissue with little
+contrast; for display every channel is mapped back to HU and re-windowed to a display window
 (default the abdominal soft-tissue window [-175, 275] HU).
 """
 from typing import Optional, Sequence, Tuple

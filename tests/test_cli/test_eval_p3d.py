@@ -138,8 +138,8 @@ def test_real_release_ground_truth_as_detections(shared_data_dir, tmp_path):
 def _truth_case(root):
     """Revised-Test ground truth of a synthetic dataset, and tracklets that find exactly its
     lesions of one organ (one single-slice tracklet on each such key slice)."""
-    from mmlesion.synthetic.truth import load_truth
     from mmlesion.evaluation import load_annotation_set
+    from mmlesion.synthetic.truth import load_truth
     ann_file = str(root / 'ground_truth' / 'Revised-Test.pkl')
     truth = load_truth(root / 'ground_truth' / 'truth.json')
     ann = load_annotation_set(ann_file)

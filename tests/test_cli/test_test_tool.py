@@ -18,9 +18,9 @@ from mmdet.registry import MODELS
 from mmlesion.cli.eval_p3d import main as eval_p3d_main
 from mmlesion.cli.test import build_test_config, main, parse_args
 from mmlesion.engine import UntrustedCheckpointError
+from mmlesion.evaluation import load_annotation_set
 from mmlesion.evaluation.detection_io import load_lh_detections
 from mmlesion.evaluation.functional import evaluate_recist_2d
-from mmlesion.evaluation import load_annotation_set
 from mmlesion.utils.fileio import atomic_dump_pickle
 from mmlesion.utils.safe_pickle import load_pickle
 

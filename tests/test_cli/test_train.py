@@ -37,7 +37,8 @@ def test_twenty_iterations_reduce_loss_on_a_fixed_batch(synthetic_converted):
     ds_cfg.pipeline = [t for t in ds_cfg.pipeline if t['type'] != 'RandomFlip']
     dataset = DATASETS.build(ds_cfg)
     batch = [dataset[i] for i in range(4)]
-    data = dict(inputs=[b['inputs'] for b in batch], data_samples=[b['data_samples'] for b in batch])
+    data = dict(inputs=[b['inputs'] for b in batch],
+                data_samples=[b['data_samples'] for b in batch])
     model = MODELS.build(cfg.model)
     model.train()
     optim = torch.optim.Adam(model.parameters(), lr=2e-3)

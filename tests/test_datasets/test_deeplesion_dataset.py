@@ -4,11 +4,11 @@ import os
 import cv2
 import numpy as np
 import pytest
+
+import mmlesion.datasets.transforms  # noqa: F401  (registers the pipeline transforms)
 from mmdet.registry import DATASETS
 from mmdet.structures.bbox import HorizontalBoxes
 from mmdet.utils import register_all_modules
-
-import mmlesion.datasets.transforms  # noqa: F401  (registers the pipeline transforms)
 from mmlesion.datasets.deeplesion import DeepLesionDataset
 
 register_all_modules(init_default_scope=True)

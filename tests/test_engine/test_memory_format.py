@@ -7,6 +7,7 @@ from mmdet.registry import HOOKS, MODELS
 from mmlesion.engine import MemoryFormatHook, to_memory_format
 from mmlesion.models import DenseNet25D
 
+
 def _conv_weights(model):
     return [m.weight for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
 

@@ -5,9 +5,13 @@ import pickletools
 import numpy as np
 import pytest
 
-from mmlesion.evaluation.detection_io import (convert_detections_frame, load_lh_annotation_2d,
-                                              load_lh_boxes_3d, load_lh_detections,
-                                              save_lh_detections)
+from mmlesion.evaluation.detection_io import (
+    convert_detections_frame,
+    load_lh_annotation_2d,
+    load_lh_boxes_3d,
+    load_lh_detections,
+    save_lh_detections,
+)
 from mmlesion.evaluation.functional.p3d import evaluate_p3d
 from mmlesion.structures import Tracklet
 from mmlesion.utils.safe_pickle import UnsafePickleError, load_pickle

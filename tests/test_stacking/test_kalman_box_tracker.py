@@ -2,8 +2,7 @@ import numpy as np
 import pytest
 from filterpy.kalman import KalmanFilter
 
-from mmlesion.stacking.kalman_box_tracker import (KalmanBoxTracker, box_to_measurement,
-                                                  state_to_box)
+from mmlesion.stacking.kalman_box_tracker import KalmanBoxTracker, box_to_measurement, state_to_box
 
 
 def test_box_measurement_round_trip():

@@ -1,9 +1,16 @@
 import numpy as np
 import pytest
 
-from mmlesion.structures.boxes import (box_area_2d, box_iobb_2d, box_iobb_2d_pairs,
-                                                    box_iou_2d, box_iou_2d_pairs, box_iou_3d,
-                                                    box_iou_3d_pairs, match_pairs_by_key)
+from mmlesion.structures.boxes import (
+    box_area_2d,
+    box_iobb_2d,
+    box_iobb_2d_pairs,
+    box_iou_2d,
+    box_iou_2d_pairs,
+    box_iou_3d,
+    box_iou_3d_pairs,
+    match_pairs_by_key,
+)
 
 
 def test_iou_2d_plus_one_and_continuous_by_hand():

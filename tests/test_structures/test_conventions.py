@@ -2,8 +2,15 @@
 import numpy as np
 import pytest
 
-from mmlesion.structures import (EVAL_PLUS_ONE, STACK_PLUS_ONE, box_iou_2d, check_frame,
-                                 convert_frame, slice_extent, volume_info_from_key)
+from mmlesion.structures import (
+    EVAL_PLUS_ONE,
+    STACK_PLUS_ONE,
+    box_iou_2d,
+    check_frame,
+    convert_frame,
+    slice_extent,
+    volume_info_from_key,
+)
 
 
 def test_lh_to_mmlesion_and_back():

@@ -2,8 +2,14 @@
 import numpy as np
 import pytest
 
-from mmlesion.structures import (Tracklet, as_tracklet, as_tracklets, pack_tracklets,
-                                 tracklet_array, tracklet_parts)
+from mmlesion.structures import (
+    Tracklet,
+    as_tracklet,
+    as_tracklets,
+    pack_tracklets,
+    tracklet_array,
+    tracklet_parts,
+)
 
 LH = [(10, [1.0, 2.0, 11.0, 12.0, 0.3]), (11, [2.0, 2.0, 12.0, 14.0, 0.9]),
       (12, [3.0, 1.0, 13.0, 13.0, 0.5])]

@@ -1,7 +1,13 @@
 import pytest
 
-from mmlesion.structures.volume_key import (VolumeKey, parse_dl_file_name, parse_volume_key,
-                                          series_name, slice_file_name, volume_key)
+from mmlesion.structures.volume_key import (
+    VolumeKey,
+    parse_dl_file_name,
+    parse_volume_key,
+    series_name,
+    slice_file_name,
+    volume_key,
+)
 
 
 def test_volume_key_round_trip():

@@ -20,7 +20,7 @@ from mmlesion.synthetic.generator import SLICE_INTERVALS_MM, plan_series
 from mmlesion.synthetic.layout import plan_layout
 from mmlesion.utils.safe_pickle import load_pickle
 
-# SPEC §1.1; also compared with the real sample when it is present.
+# docs/method.md#data-deeplesion; also compared with the real sample when it is present.
 REAL_HEADER = ('File_name,Patient_index,Study_index,Series_ID,Key_slice_index,'
                'Measurement_coordinates,Bounding_boxes,Lesion_diameters_Pixel_,'
                'Normalized_lesion_location,Coarse_lesion_type,Possibly_noisy,Slice_range,'

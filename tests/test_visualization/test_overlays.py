@@ -2,8 +2,13 @@
 import numpy as np
 
 from mmlesion.structures import Tracklet
-from mmlesion.visualization.overlays import (DET_BGR, GT_BGR, OTHER_BGR, hu_to_display,
-                                             render_volume_overlay)
+from mmlesion.visualization.overlays import (
+    DET_BGR,
+    GT_BGR,
+    OTHER_BGR,
+    hu_to_display,
+    render_volume_overlay,
+)
 
 
 def test_hu_window():

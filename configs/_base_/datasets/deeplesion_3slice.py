@@ -1,4 +1,5 @@
-# DeepLesion, 3-slice inputs [key - 2 mm, key, key + 2 mm] as one 3-channel image (3DCE/CenterNet baseline).
+# DeepLesion, 3-slice inputs [key - 2 mm, key, key + 2 mm] as one 3-channel image
+# (3DCE/CenterNet baseline).
 _base_ = './deeplesion_9slice.py'
 
 num_slices = 3

@@ -4,12 +4,18 @@
 - :mod:`.deeplesion`: ``DL_info.csv`` + ``Images_png/`` listing -> ``{train,val,test}.json``.
 - :mod:`.annotation_release`: Lesion Harvester / LENS pickles -> complete-annotation JSON.
 """
-from .annotation_release import (AnnotationFormatError, detect_format,
-                                 import_release, load_lens, load_lh_2d,
-                                 load_lh_3d, load_series_info, to_coco)
+from .annotation_release import (
+    AnnotationFormatError,
+    detect_format,
+    import_release,
+    load_lens,
+    load_lh_2d,
+    load_lh_3d,
+    load_series_info,
+    to_coco,
+)
 from .deeplesion import build_coco, convert_deeplesion, scan_series_folders
-from .dl_info import (DL_INFO_HEADER, DLInfoError, DLInfoRow, DLInfoTable,
-                      parse_row, read_dl_info)
+from .dl_info import DL_INFO_HEADER, DLInfoError, DLInfoRow, DLInfoTable, parse_row, read_dl_info
 
 __all__ = [
     'DL_INFO_HEADER', 'DLInfoError', 'DLInfoRow', 'DLInfoTable', 'parse_row', 'read_dl_info',

@@ -35,8 +35,8 @@ from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
-from mmlesion.datasets.converters.dl_info import (DLInfoError, read_dl_info)
-from mmlesion.structures.volume_key import (parse_volume_key, slice_file_name)
+from mmlesion.datasets.converters.dl_info import DLInfoError, read_dl_info
+from mmlesion.structures.volume_key import parse_volume_key, slice_file_name
 from mmlesion.utils.fileio import atomic_write_text
 from mmlesion.utils.safe_pickle import load_pickle
 from mmlesion.version import __version__

@@ -24,8 +24,7 @@ import time
 from collections import Counter, OrderedDict
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
-from mmlesion.datasets.converters.dl_info import (DLInfoError, DLInfoRow,
-                                                  DLInfoTable, read_dl_info)
+from mmlesion.datasets.converters.dl_info import DLInfoError, DLInfoRow, DLInfoTable, read_dl_info
 from mmlesion.structures.volume_key import slice_file_name
 from mmlesion.utils.fileio import atomic_write_text
 from mmlesion.version import __version__

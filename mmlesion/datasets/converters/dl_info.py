@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import List, Optional, Tuple, Union
 
-from mmlesion.structures.volume_key import (parse_dl_file_name, series_name,
-                                          volume_key)
+from mmlesion.structures.volume_key import parse_dl_file_name, series_name, volume_key
 
 DL_INFO_HEADER = (
     'File_name', 'Patient_index', 'Study_index', 'Series_ID', 'Key_slice_index',

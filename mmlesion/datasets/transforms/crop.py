@@ -3,6 +3,7 @@ from typing import Sequence, Tuple, Union
 
 import numpy as np
 from mmcv.transforms import BaseTransform
+
 from mmdet.registry import TRANSFORMS
 from mmdet.structures.bbox import autocast_box_type, get_box_tensor
 

@@ -3,10 +3,11 @@ from typing import Sequence
 
 import numpy as np
 from mmcv.transforms import to_tensor
+from mmengine.structures import InstanceData
+
 from mmdet.datasets.transforms import PackDetInputs
 from mmdet.registry import TRANSFORMS
 from mmdet.structures.bbox import BaseBoxes
-from mmengine.structures import InstanceData
 
 DEFAULT_META_KEYS = ('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'flip',
                      'flip_direction', 'volume_id', 'slice_index', 'slice_range', 'spacing',

@@ -6,6 +6,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 from mmcv.transforms import BaseTransform
+
 from mmdet.datasets.transforms import LoadAnnotations
 from mmdet.registry import TRANSFORMS
 

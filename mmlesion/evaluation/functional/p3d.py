@@ -29,8 +29,7 @@ import numpy as np
 
 from mmlesion.structures.boxes import box_iou_2d_pairs, match_pairs_by_key
 from mmlesion.structures.conventions import EVAL_PLUS_ONE
-from mmlesion.structures.tracklet import (PackedTracklets, integral_slice_indices,
-                                          pack_tracklets)
+from mmlesion.structures.tracklet import PackedTracklets, integral_slice_indices, pack_tracklets
 from mmlesion.structures.volume_key import normalize_key
 
 from .froc import P3D_FP_POINTS, FROCResult, froc_from_hits

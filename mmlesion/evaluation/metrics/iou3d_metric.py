@@ -17,7 +17,8 @@ __all__ = ['IoU3DMetric']
 
 @METRICS.register_module()
 class IoU3DMetric(VolumeFROCMetric):
-    """FROC / AP by 3D IoU >= ``iou_thr`` (0.33, the paper's choice) per volume (docs/method.md#eval-iou3d).
+    """FROC / AP by 3D IoU >= ``iou_thr`` (0.33, the paper's choice) per volume
+    (docs/method.md#eval-iou3d).
 
     A tracklet's 3D box is the union of its slice boxes in x/y and ``[z_first - 0.5,
     z_last + 0.5]`` in z; extents are continuous (no ``+1``).  Ground-truth conventions: see

@@ -34,7 +34,8 @@ def _as_numpy(value) -> np.ndarray:
 @METRICS.register_module()
 class Recist2DMetric(BaseMetric):
     """Sensitivity at [0.5, 1, 2, 4, 8, 16] FPs per key slice and AP, IoU >= 0.5 (``+1``
-    pixels), each ground truth counted once (docs/method.md#eval-recist2d); optionally the IoBB variant.
+    pixels), each ground truth counted once (docs/method.md#eval-recist2d); optionally the IoBB
+    variant.
 
     Ground truth: with ``ann_file`` (mmlesion JSON), the lesions of every image of the file,
     matched by ``img_id`` -- the file's images are the FP denominator; without it, the

@@ -6,8 +6,16 @@ import numpy as np
 import pytest
 
 from mmlesion.datasets.converters.annotation_release import (
-    AnnotationFormatError, detect_format, import_release, load_lens, load_lh_2d, load_lh_3d,
-    load_series_info, main, to_coco)
+    AnnotationFormatError,
+    detect_format,
+    import_release,
+    load_lens,
+    load_lh_2d,
+    load_lh_3d,
+    load_series_info,
+    main,
+    to_coco,
+)
 from mmlesion.utils.safe_pickle import UnsafePickleError
 
 f64 = np.float64

@@ -2,8 +2,12 @@ import math
 
 import pytest
 
-from mmlesion.datasets.converters.dl_info import (DL_INFO_HEADER, DLInfoError,
-                                                  parse_row, read_dl_info)
+from mmlesion.datasets.converters.dl_info import (
+    DL_INFO_HEADER,
+    DLInfoError,
+    parse_row,
+    read_dl_info,
+)
 
 
 def test_parse_row_values_and_frames(dl_row):

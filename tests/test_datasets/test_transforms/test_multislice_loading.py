@@ -3,9 +3,9 @@ import os
 import cv2
 import numpy as np
 import pytest
+
 from mmdet.registry import TRANSFORMS
 from mmdet.utils import register_all_modules
-
 from mmlesion.datasets.transforms import LoadLesionAnnotations, LoadMultiSliceFromFile
 
 register_all_modules(init_default_scope=True)

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
+from mmengine.dataset import Compose
+
 from mmdet.registry import TRANSFORMS
 from mmdet.structures.bbox import HorizontalBoxes
 from mmdet.utils import register_all_modules
-from mmengine.dataset import Compose
-
 from mmlesion.datasets.transforms import RandomLesionCrop
 
 register_all_modules(init_default_scope=True)

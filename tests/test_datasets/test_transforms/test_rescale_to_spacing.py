@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
+
 from mmdet.registry import TRANSFORMS
 from mmdet.structures.bbox import HorizontalBoxes
 from mmdet.utils import register_all_modules
-
 from mmlesion.datasets.transforms import RescaleToSpacing
 
 register_all_modules(init_default_scope=True)

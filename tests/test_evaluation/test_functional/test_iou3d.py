@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
 
-from mmlesion.evaluation.functional.iou3d import (clip_boxes3d_z, evaluate_iou_3d,
-                                                  tracklet_boxes3d)
+from mmlesion.evaluation.functional.iou3d import clip_boxes3d_z, evaluate_iou_3d, tracklet_boxes3d
 from mmlesion.structures import Tracklet
 
 

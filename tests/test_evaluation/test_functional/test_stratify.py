@@ -2,8 +2,12 @@ import numpy as np
 import pytest
 
 from mmlesion.evaluation.functional.p3d import evaluate_p3d
-from mmlesion.evaluation.functional.stratify import (align_gt_values, box_long_side,
-                                                     sensitivity_by_stratum, size_strata)
+from mmlesion.evaluation.functional.stratify import (
+    align_gt_values,
+    box_long_side,
+    sensitivity_by_stratum,
+    size_strata,
+)
 
 
 def _result():

@@ -12,7 +12,7 @@ sensitivity .25, .25, .5, .5, .75.
 import json
 
 import pytest
-from annotation_case import A, B, C, D, TRACKLETS
+from annotation_case import TRACKLETS, A, B, C, D
 from mmengine.evaluator import Evaluator
 
 from mmdet.registry import METRICS
