@@ -38,6 +38,7 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.runner.amp import autocast
+from mmengine.runner.checkpoint import load_checkpoint, load_state_dict
 from torch.utils.data import DataLoader, Dataset
 
 from mmdet.registry import MODELS, TRANSFORMS
@@ -75,15 +76,13 @@ def init_lesion_detector(config: Union[str, Config, dict],
         device: ``'cpu'``, ``'cuda'``, ``'cuda:1'``...
         cfg_options: overrides merged into the config (``{'model.test_cfg.topk': 50}``).
         trust_checkpoint: fully unpickle ``checkpoint`` (a training checkpoint you wrote: it
-            holds optimizer and logger state); otherwise it must load weights-only (see
-            :mod:`mmlesion.engine.checkpoint`).
+            holds optimizer and logger state); otherwise it must load weights-only
+            (:class:`~mmlesion.engine.checkpoint.UntrustedCheckpointError` says what to do).
 
     Returns:
         the model in eval mode on ``device``, with ``model.cfg`` (the config, whose test
         pipeline :func:`predict_volume` reuses) and ``model.dataset_meta``.
     """
-    import mmlesion  # noqa: F401  (registers the components; cheap when already imported)
-    from mmlesion.engine.checkpoint import trust_checkpoint_dir
     if isinstance(config, (str, bytes)) or hasattr(config, '__fspath__'):
         cfg = Config.fromfile(str(config))
     elif isinstance(config, Config):
@@ -103,10 +102,18 @@ def init_lesion_detector(config: Union[str, Config, dict],
         model_cfg['backbone'].pop('init_cfg', None)
     model = MODELS.build(model_cfg)
     if checkpoint is not None:
-        from mmengine.runner import load_checkpoint
         if trust_checkpoint:
-            trust_checkpoint_dir(checkpoint)
-        ckpt = load_checkpoint(model, checkpoint, map_location='cpu')
+            # full unpickling of this one file, without trusting its folder process-wide
+            if not osp.isfile(checkpoint):
+                raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
+            ckpt = torch.load(checkpoint, map_location='cpu', weights_only=False)
+            state_dict = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
+            state_dict = {k[len('module.'):] if k.startswith('module.') else k: v
+                          for k, v in state_dict.items()}
+            load_state_dict(model, state_dict)
+        else:
+            # mmlesion's loader for local files: weights-only, with advice when refused
+            ckpt = load_checkpoint(model, checkpoint, map_location='cpu')
         meta = ckpt.get('meta', {}) if isinstance(ckpt, dict) else {}
         model.dataset_meta = dict(meta.get('dataset_meta') or {})
     if not getattr(model, 'dataset_meta', None):
