@@ -3,9 +3,15 @@ anisotropic volume, air beyond the scan, the 3D cube."""
 import numpy as np
 import pytest
 
-from mmlesion.datasets.lpc_patches import (AIR_HU, VIEWS, SliceStack, extract_cube,
-                                           extract_views, extract_volume_patches,
-                                           proposal_region)
+from mmlesion.datasets.lpc_patches import (
+    AIR_HU,
+    VIEWS,
+    SliceStack,
+    extract_cube,
+    extract_views,
+    extract_volume_patches,
+    proposal_region,
+)
 from mmlesion.structures import Tracklet
 
 BG, FG = 0.0, 1000.0

@@ -6,8 +6,13 @@ import numpy as np
 import pytest
 
 from mmlesion.structures import Tracklet, VolumeInfo
-from mmlesion.structures.proposals import (PROPOSAL_FORMAT, PROPOSAL_VERSION, Proposal,
-                                           ProposalSet, proposals_from_predictions)
+from mmlesion.structures.proposals import (
+    PROPOSAL_FORMAT,
+    PROPOSAL_VERSION,
+    Proposal,
+    ProposalSet,
+    proposals_from_predictions,
+)
 
 KEY_A = '000001_01_01_010-020'
 KEY_B = '000002_01_01_005-009'

@@ -4,10 +4,15 @@ import math
 import numpy as np
 import pytest
 
-from mmlesion.evaluation.functional.pr_curves import (average_precision, binary_summary,
-                                                      lpc_score_summary, pr_curve, roc_auc,
-                                                      recall_at_precision,
-                                                      threshold_at_precision)
+from mmlesion.evaluation.functional.pr_curves import (
+    average_precision,
+    binary_summary,
+    lpc_score_summary,
+    pr_curve,
+    recall_at_precision,
+    roc_auc,
+    threshold_at_precision,
+)
 
 # ranked: 0.9 P, 0.8 N, 0.7 P, 0.6 P, 0.5 N, 0.4 N ; unknown (-1) at 0.95 is left out
 SCORES = [0.95, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4]
