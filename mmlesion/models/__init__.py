@@ -1,10 +1,15 @@
-"""MSCN model components: 2.5D DenseNet backbone with 3D context fusion,
-FPN-style upsampling neck, CenterNet head with HNSL, and the CenterNet detector
-with CenterNet's flip test. Importing registers them in
-``mmdet.registry.MODELS``."""
-from .backbones import DenseNet25D
+"""Model components: the MSCN lesion proposal generator (2.5D DenseNet backbone with 3D context
+fusion, FPN-style upsampling neck, CenterNet head with HNSL, the CenterNet detector with
+CenterNet's flip test) and the lesion proposal classifiers (multi-view, axial and 3D LPC, their
+3D ResNet and data preprocessor).  Importing registers them in ``mmdet.registry.MODELS``."""
+from .backbones import DenseNet25D, ResNet3D
+from .classifiers import LPC3D, AxialLPC, MultiViewLPC
+from .data_preprocessors import LPCDataPreprocessor
 from .dense_heads import CenterNetHNSLHead
 from .detectors import LesionCenterNet
 from .necks import LesionFPNUpsample
 
-__all__ = ['DenseNet25D', 'LesionFPNUpsample', 'CenterNetHNSLHead', 'LesionCenterNet']
+__all__ = [
+    'DenseNet25D', 'LesionFPNUpsample', 'CenterNetHNSLHead', 'LesionCenterNet', 'ResNet3D',
+    'MultiViewLPC', 'AxialLPC', 'LPC3D', 'LPCDataPreprocessor'
+]

@@ -1,0 +1,3 @@
+from .lpc_data_preprocessor import LPCDataPreprocessor
+
+__all__ = ['LPCDataPreprocessor']
