@@ -21,6 +21,13 @@ CONFIGS = {
              bbox_head=dict(type='CenterNetHNSLHead', num_classes=1, in_channels=8,
                             feat_channels=8),
              test_cfg=dict(topk=10, local_maximum_kernel=3, max_per_img=10, flip_test=True)),
+        dict(type='ResNet3D', depth=18, base_channels=4),
+        dict(type='LPCDataPreprocessor', mean=128.0, std=64.0),
+        dict(type='MultiViewLPC', backbone=dict(type='ResNet', depth=18, in_channels=1,
+                                                base_channels=4, out_indices=(3, ))),
+        dict(type='AxialLPC', backbone=dict(type='ResNet', depth=18, in_channels=1,
+                                            base_channels=4, out_indices=(3, ))),
+        dict(type='LPC3D', backbone=dict(type='ResNet3D', depth=18, base_channels=4)),
     ],
     'TRANSFORMS': [
         dict(type='LoadMultiSliceFromFile', num_slices=9),
@@ -28,17 +35,22 @@ CONFIGS = {
         dict(type='RescaleToSpacing', target_spacing_mm=0.8, max_size=512),
         dict(type='RandomLesionCrop', crop_size=128),
         dict(type='PackLesionInputs'),
+        dict(type='RandomFlipLPC', prob=0.5),
+        dict(type='PackLPCInputs'),
     ],
     'METRICS': [
         dict(type='P3DMetric'),
         dict(type='IoU3DMetric'),
         dict(type='Recist2DMetric'),
+        dict(type='LPCMetric'),
     ],
     'HOOKS': [dict(type='KeySliceOverlayHook', out_dir='unused'),
               dict(type='MemoryFormatHook', memory_format='channels_last')],
 }
-# needs a runner: built and run end to end in tests/test_engine/test_volume_scan.py
-BUILT_ELSEWHERE = {'LOOPS': {'VolumeScanTestLoop'}, 'DATASETS': {'DeepLesionDataset'}}
+# needs a runner: built and run end to end in tests/test_engine/test_volume_scan.py; needs files:
+# ProposalPatchDataset is built from config dicts in tests/test_datasets/test_lpc_dataset.py
+BUILT_ELSEWHERE = {'LOOPS': {'VolumeScanTestLoop'},
+                   'DATASETS': {'DeepLesionDataset', 'ProposalPatchDataset'}}
 
 
 def _own(registry):

@@ -16,3 +16,4 @@ __all__ = [
     'apply_hu_window', 'sample_positions', 'interpolation_plan', 'InterpolationPlan',
     'blend_slices', 'channel_groups'
 ]
+from .lpc_dataset import ProposalPatchDataset  # noqa: E402,F401  (LPC dataset, transforms)
