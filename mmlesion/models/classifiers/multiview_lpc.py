@@ -90,10 +90,15 @@ class MultiViewLPC(BaseLPC):
 class AxialLPC(MultiViewLPC):
     """The axial-only 2D LPC (the paper's 2D ablation): :class:`MultiViewLPC` with one view.
 
-    Inputs: ``B x 1 x C x H x W`` (the dataset's ``views=('axial', )``).
+    Inputs: ``B x 1 x C x H x W`` (the dataset's ``views=('axial', )``).  ``num_views`` must be
+    1; ``share_backbone`` has no effect (one view, one trunk).
     """
 
-    def __init__(self, backbone: dict, loss_cls: Optional[dict] = None, dropout: float = 0.0,
+    def __init__(self, backbone: dict, num_views: int = 1, share_backbone: bool = True,
+                 loss_cls: Optional[dict] = None, dropout: float = 0.0,
                  data_preprocessor: Optional[dict] = None, init_cfg=None) -> None:
+        # share_backbone is accepted (a multi-view config can be inherited) and moot: one view
+        if int(num_views) != 1:
+            raise ValueError(f'AxialLPC sees the axial view only (num_views=1), got {num_views}')
         super().__init__(backbone, num_views=1, share_backbone=True, loss_cls=loss_cls,
                          dropout=dropout, data_preprocessor=data_preprocessor, init_cfg=init_cfg)
