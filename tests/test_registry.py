@@ -1,5 +1,6 @@
-"""Every component mmlesion registers builds from a plain config dict (the commonest mmdet user error
-is "X is not in the registry"), and the converter's category name is the dataset's class name."""
+"""Every component mmlesion registers builds from a plain config dict (the commonest mmdet user
+error is "X is not in the registry"), and the converter's category name is the dataset's class
+name."""
 import json
 
 import pytest
