@@ -9,10 +9,10 @@ import re
 import cv2
 import numpy as np
 import pytest
+from generated_files import csv_numbers, png_files, read_hu
 
 from mmlesion.cli.make_synthetic import main
 from mmlesion.datasets.converters.dl_info import DL_INFO_HEADER
-from mmlesion.datasets.png_codec import raw_to_hu, read_uint16_png
 from mmlesion.datasets.recist import recist_box, recist_from_mask
 from mmlesion.structures.volume_key import parse_volume_key
 from mmlesion.synthetic import generate_dataset, lesion_mask_from_truth
@@ -43,28 +43,11 @@ def dataset(tmp_path_factory):
     return dict(out=out, summary=summary, truth=truth, rows=rows)
 
 
-def _png_files(root):
-    found = []
-    for series in sorted(os.listdir(os.path.join(root, 'Images_png'))):
-        for name in sorted(os.listdir(os.path.join(root, 'Images_png', series))):
-            found.append(os.path.join('Images_png', series, name))
-    return found
-
-
-def _nums(field):
-    return [float(v) for v in field.split(', ')]
-
-
-def _read_hu(out, series, k):
-    path = os.path.join(out, 'Images_png', series, f'{k:03d}.png')
-    return raw_to_hu(read_uint16_png(path)).astype(np.float64)
-
-
 def test_same_seed_same_bytes_any_workers_other_seed_differs(dataset, tmp_path):
     again = str(tmp_path / 'again')
     generate_dataset(again, N_VOLUMES, seed=7, image_size=SIZE, workers=1)
-    files = _png_files(dataset['out'])
-    assert files == _png_files(again) and len(files) == dataset['summary']['slices_written']
+    files = png_files(dataset['out'])
+    assert files == png_files(again) and len(files) == dataset['summary']['slices_written']
     names = ['DL_info.csv'] + [os.path.join('ground_truth', n) for n in sorted(
         os.listdir(os.path.join(again, 'ground_truth')))] + files
     _, mismatch, errors = filecmp.cmpfiles(dataset['out'], again, names, shallow=False)
@@ -99,19 +82,19 @@ def test_dl_info_header_quoting_and_fields(dataset):
         series = f"{int(rec['Patient_index']):06d}_{int(rec['Study_index']):02d}_" \
                  f"{int(rec['Series_ID']):02d}"
         assert rec['File_name'] == f"{series}_{int(rec['Key_slice_index']):03d}.png"
-        assert len(_nums(rec['Measurement_coordinates'])) == 8
-        assert len(_nums(rec['Bounding_boxes'])) == 4
-        assert len(_nums(rec['Lesion_diameters_Pixel_'])) == 2
-        loc = _nums(rec['Normalized_lesion_location'])
+        assert len(csv_numbers(rec['Measurement_coordinates'])) == 8
+        assert len(csv_numbers(rec['Bounding_boxes'])) == 4
+        assert len(csv_numbers(rec['Lesion_diameters_Pixel_'])) == 2
+        loc = csv_numbers(rec['Normalized_lesion_location'])
         assert len(loc) == 3 and all(0.0 <= v <= 1.0 for v in loc)
-        start, end = (int(v) for v in _nums(rec['Slice_range']))
+        start, end = (int(v) for v in csv_numbers(rec['Slice_range']))
         assert start <= int(rec['Key_slice_index']) <= end
         assert f'{series}_{start:03d}-{end:03d}' in truth_keys
-        sx, sy, sz = _nums(rec['Spacing_mm_px_'])
+        sx, sy, sz = csv_numbers(rec['Spacing_mm_px_'])
         assert sx == sy and 0.6 <= sx <= 0.98 and sz in SLICE_INTERVALS_MM
-        w, h = (int(v) for v in _nums(rec['Image_size']))
+        w, h = (int(v) for v in csv_numbers(rec['Image_size']))
         assert (w, h) in ((SIZE, SIZE), (SIZE * 3 // 4, SIZE * 3 // 4))
-        lo, hi = (int(v) for v in _nums(rec['DICOM_windows']))
+        lo, hi = (int(v) for v in csv_numbers(rec['DICOM_windows']))
         assert lo < hi
         split = int(rec['Train_Val_Test'])
         ctype = int(rec['Coarse_lesion_type'])
@@ -131,14 +114,14 @@ def test_csv_coordinates_are_one_based(dataset):
             assert int(rec['Key_slice_index']) == les['key_slice']
             recist0 = les.get('csv_recist', les['recist'])
             box0 = les.get('csv_box', les['box2d'])
-            np.testing.assert_allclose(np.array(_nums(rec['Measurement_coordinates'])) - 1,
+            np.testing.assert_allclose(np.array(csv_numbers(rec['Measurement_coordinates'])) - 1,
                                        recist0, atol=1e-9)
-            np.testing.assert_allclose(np.array(_nums(rec['Bounding_boxes'])) - 1, box0,
+            np.testing.assert_allclose(np.array(csv_numbers(rec['Bounding_boxes'])) - 1, box0,
                                        atol=1e-9)
             # DeepLesion's box is the RECIST extent padded by 5 px (clipped to the image).
             w, h = vol['image_size']
             np.testing.assert_allclose(recist_box(recist0, 5, (w, h)), box0, atol=2e-3)
-            long_px, short_px = _nums(rec['Lesion_diameters_Pixel_'])
+            long_px, short_px = csv_numbers(rec['Lesion_diameters_Pixel_'])
             r = recist0
             assert long_px == pytest.approx(math.hypot(r[2] - r[0], r[3] - r[1]), abs=2e-3)
             assert short_px == pytest.approx(math.hypot(r[6] - r[4], r[7] - r[5]), abs=2e-3)
@@ -151,7 +134,7 @@ def test_png_values_are_hu_plus_32768(dataset):
     deviations = []
     for vol in dataset['truth']['volumes']:
         w, h = vol['image_size']
-        first = _read_hu(out, vol['series'], vol['slice_range'][0])
+        first = read_hu(out, vol['series'], vol['slice_range'][0])
         assert first.shape == (h, w)
         # Background air: about -1000 HU (raw about 31768), clipped at -1024.
         corner = first[:5, :5]
@@ -163,7 +146,7 @@ def test_png_values_are_hu_plus_32768(dataset):
             if ((les['key_center_weight'] or 0) < 0.99 or rb < 4.0
                     or les['radii_mm'][2] < vol['slice_interval']):
                 continue
-            hu = _read_hu(out, vol['series'], les['key_slice'])
+            hu = read_hu(out, vol['series'], les['key_slice'])
             cx, cy = les['center_px']
             yy, xx = np.mgrid[:h, :w]
             sel = (xx - cx) ** 2 + (yy - cy) ** 2 <= (0.4 * rb) ** 2

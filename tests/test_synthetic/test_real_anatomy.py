@@ -8,28 +8,11 @@ import os
 import cv2
 import numpy as np
 import pytest
+from generated_files import csv_numbers, png_files, read_hu
 
 from mmlesion.cli.make_synthetic import main
 from mmlesion.datasets.converters.dl_info import DL_INFO_HEADER
-from mmlesion.datasets.png_codec import raw_to_hu, read_uint16_png
 from mmlesion.synthetic import generate_dataset, lesion_mask_from_truth
-
-
-def _png_files(root):
-    found = []
-    for series in sorted(os.listdir(os.path.join(root, 'Images_png'))):
-        for name in sorted(os.listdir(os.path.join(root, 'Images_png', series))):
-            found.append(os.path.join('Images_png', series, name))
-    return found
-
-
-def _nums(field):
-    return [float(v) for v in field.split(', ')]
-
-
-def _read_hu(out, series, k):
-    path = os.path.join(out, 'Images_png', series, f'{k:03d}.png')
-    return raw_to_hu(read_uint16_png(path)).astype(np.float64)
 
 
 def test_crop_resample_by_hand():
@@ -90,8 +73,8 @@ def test_real_same_seed_same_bytes_any_workers(real_dataset, tmp_path):
     again = str(tmp_path / 'again')
     generate_dataset(again, REAL_N, seed=REAL_SEED, image_size=REAL_SIZE, anatomy='real',
                      real_ct_dir=real_dataset['real_ct'], workers=1)
-    files = _png_files(real_dataset['out'])
-    assert files == _png_files(again) and len(files) == real_dataset['summary']['slices_written']
+    files = png_files(real_dataset['out'])
+    assert files == png_files(again) and len(files) == real_dataset['summary']['slices_written']
     names = ['DL_info.csv'] + [os.path.join('ground_truth', n) for n in sorted(
         os.listdir(os.path.join(again, 'ground_truth')))] + files
     _, mismatch, errors = filecmp.cmpfiles(real_dataset['out'], again, names, shallow=False)
@@ -153,7 +136,7 @@ def test_real_synthetic_lesions_in_hosts_and_away_from_real_masks(real_dataset):
             ring = (cv2.dilate(m, np.ones((7, 7), np.uint8)) > 0) & ~(
                 cv2.dilate(m, np.ones((3, 3), np.uint8)) > 0)
             rings.setdefault(les['organ'], []).append(
-                float(np.median(_read_hu(out, v['series'], key)[ring])))
+                float(np.median(read_hu(out, v['series'], key)[ring])))
     assert n_near >= 1
     # Visible: every synthetic lesion differs from the anatomy it replaces by >= 25 HU
     from mmlesion.synthetic.real_anatomy import MIN_VISIBLE_CONTRAST_HU
@@ -202,8 +185,8 @@ def test_real_truth_includes_real_lesions(real_dataset):
             n_marked += 1
             rec = dict(zip(DL_INFO_HEADER, rows[les['csv_row'] - 1]))
             assert int(rec['Key_slice_index']) == les['key_slice']
-            np.testing.assert_allclose(np.array(_nums(rec['Bounding_boxes'])) - 1, les['box2d'],
-                                       atol=1e-9)
+            box = np.array(csv_numbers(rec['Bounding_boxes'])) - 1
+            np.testing.assert_allclose(box, les['box2d'], atol=1e-9)
         else:
             assert les['csv_row'] is None
     assert n_real >= 3 and n_marked >= 1
