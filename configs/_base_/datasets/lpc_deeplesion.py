@@ -27,6 +27,8 @@ train_dataloader = dict(
     batch_size=32,  # *(ours)*: the paper gives none
     num_workers=4,
     persistent_workers=True,
+    # a last batch of one proposal cannot train BN where the trunk's map is 1 x 1 (small patches)
+    drop_last=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
         type=dataset_type,

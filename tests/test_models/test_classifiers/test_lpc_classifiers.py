@@ -19,6 +19,16 @@ CASES = {
 }
 
 
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny models: one intra-op thread (two spin-wait for each other on a busy shared CPU,
+    measured 20x slower) and the same numbers on any machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
 def batch(shape, labels):
     torch.manual_seed(0)
     inputs = [torch.rand(shape) * 255 for _ in labels]
