@@ -1,7 +1,8 @@
+#!/usr/bin/env python3
 """Convert DeepLesion's DL_info.csv to mmlesion COCO-style JSON (train/val/test.json +
 summary.json).
 
-    python tools/convert_deeplesion.py --data-root DeepLesion \
+    tools/convert_deeplesion.py --data-root DeepLesion \
         --out-dir data/deeplesion/annotations [--image-dir DIR] [--keep-noisy | --drop-noisy] \
         [--no-image-check] [--skip-invalid]
 
@@ -9,6 +10,8 @@ CSV x/y are 1-based; the JSON is 0-based (1 subtracted).  The argument parser an
 in :mod:`mmlesion.datasets.converters.deeplesion`.
 """
 import sys
+
+import _interpreter  # noqa: F401  (runs the checkout's .venv: tools/README.md)
 
 from mmlesion.datasets.converters.deeplesion import main
 

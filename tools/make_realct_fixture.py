@@ -1,6 +1,7 @@
+#!/usr/bin/env python3
 """Write the real CT volumes (pyradiomics lung1/lung2 NRRD + lesion masks) in DeepLesion's format.
 
-    python tools/make_realct_fixture.py --out DIR [--real-ct-dir DIR] [--half-range-mm 30] \
+    tools/make_realct_fixture.py --out DIR [--real-ct-dir DIR] [--half-range-mm 30] \
         [--overwrite] [--quiet]
 
 Writes DIR/Images_png/<series>/<KKK>.png (16-bit, HU + 32768 exactly; KKK = NRRD z index + 1),
@@ -10,6 +11,8 @@ DIR/summary.json.  The argument parser lives in :mod:`mmlesion.cli.make_realct_f
 writer in :mod:`mmlesion.synthetic.realct`.
 """
 import sys
+
+import _interpreter  # noqa: F401  (runs the checkout's .venv: tools/README.md)
 
 from mmlesion.cli.make_realct_fixture import main
 

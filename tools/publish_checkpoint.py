@@ -1,8 +1,11 @@
+#!/usr/bin/env python3
 """Strip a training checkpoint to weights + plain metadata (loads with weights-only unpickling).
 
-    python tools/publish_checkpoint.py work_dirs/mscn/epoch_8.pth mscn_hnsl_weights.pth
+    tools/publish_checkpoint.py work_dirs/mscn/epoch_8.pth mscn_hnsl_weights.pth
 """
 import argparse
+
+import _interpreter  # noqa: F401  (runs the checkout's .venv: tools/README.md)
 
 from mmlesion.engine.checkpoint import publish_checkpoint
 

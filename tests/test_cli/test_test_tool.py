@@ -5,13 +5,13 @@ import json
 import os
 import os.path as osp
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
+from test_tools_launch import bare_env  # tests/test_cli on sys.path: pytest's prepend mode
 
 import mmlesion  # noqa: F401
 from mmdet.registry import MODELS
@@ -194,10 +194,10 @@ def test_untrusted_training_checkpoint_is_refused(tiny_setup, tmp_path):
 def test_two_cpu_ranks_scan_like_one(tiny_setup, p3d_single, tmp_path):
     s = tiny_setup
     two = tmp_path / 'two'
-    env = dict(os.environ, PYTHON=sys.executable, OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='',
-               PORT=str(29600 + os.getpid() % 1000))
+    # as typed in a fresh shell: no venv on PATH, $PYTHON unset (the launcher finds .venv)
+    env = bare_env(CUDA_VISIBLE_DEVICES='', PORT=str(29600 + os.getpid() % 1000))
     proc = subprocess.run(
-        ['bash', 'tools/dist_test.sh', s['cfg'], s['ckpt'], '2', '--eval', 'p3d', '--ann',
+        ['tools/dist_test.sh', s['cfg'], s['ckpt'], '2', '--eval', 'p3d', '--ann',
          s['ann'], '--out', str(two / 'det.pkl'), '--work-dir', str(two), *P3D_OPTIONS,
          f'test_evaluator.json_out={two}/p3d.json', 'log_level=INFO'],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
