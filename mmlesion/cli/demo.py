@@ -28,9 +28,13 @@ DEMO_CONFIG = 'configs/synthetic/mscn-hnsl_densenet-tiny-9slice_1xb8-cpu_synthet
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='mmlesion demo on synthetic DeepLesion-format data')
-    parser.add_argument('--work-dir', default='work_dirs/demo')
+    parser.add_argument('--work-dir', default='work_dirs/demo',
+                        help='where data, checkpoints, tables and figures go (default '
+                        'work_dirs/demo; a re-run reuses what is there)')
     parser.add_argument('--volumes', type=int, default=600, help='synthetic sub-volumes')
-    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--seed', type=int, default=0,
+                        help='seed of the synthetic data (default 0; the training seed is the '
+                        "config's randomness.seed)")
     parser.add_argument('--image-size', type=int, default=256, help='nominal slice size, px')
     parser.add_argument('--anatomy', choices=('auto', 'real', 'phantom'), default='auto',
                         help="real: synthetic lesions inserted into the two real chest CTs (needs "
@@ -45,7 +49,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         'installed with mmlesion)')
     parser.add_argument('--epochs', type=int, default=None, help='override the config epochs')
     parser.add_argument('--skip-train', action='store_true', help='stop after the data stages')
-    parser.add_argument('--montage-samples', type=int, default=6)
+    parser.add_argument('--montage-samples', type=int, default=6,
+                        help='training samples drawn in montage_9slice.png (default 6)')
     return parser.parse_args(argv)
 
 

@@ -53,7 +53,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument('--iou-thr', type=float, default=0.5, help='2D IoU on the GT slice (0.5)')
     p.add_argument('--fp-points', type=float, nargs='+', default=list(P3D_FP_POINTS),
                    help='FPs per volume to report (default 0.125 ... 16)')
-    p.add_argument('--ann-format', choices=ANN_FORMATS, default='auto')
+    p.add_argument('--ann-format', choices=ANN_FORMATS, default='auto',
+                   help='format of --ann (default auto: from the file name and contents)')
     p.add_argument('--lens-subset', choices=('val', 'test'), default=None,
                    help='LENS release subset (default both)')
     p.add_argument('--det-frame', choices=FRAMES, default='lh',

@@ -21,8 +21,8 @@ def parse_args(argv=None):
     p.add_argument('--half-range-mm', type=float, default=None,
                    help='release key slice +- this many mm like DeepLesion (default: the whole '
                    'volume)')
-    p.add_argument('--overwrite', action='store_true')
-    p.add_argument('--quiet', action='store_true')
+    p.add_argument('--overwrite', action='store_true', help='replace a dataset already in --out')
+    p.add_argument('--quiet', action='store_true', help='print nothing but errors')
     return p.parse_args(argv)
 
 

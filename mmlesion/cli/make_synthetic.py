@@ -15,15 +15,20 @@ def parse_args(argv=None):
         'truth.json).')
     parser.add_argument('--out', required=True, help='output folder')
     parser.add_argument('--volumes', type=int, required=True, help='number of sub-volumes')
-    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--seed', type=int, default=0,
+                        help='random seed; the same seed gives the same bytes (default 0)')
     parser.add_argument('--image-size', type=int, default=512,
                         help='nominal image width = height in px (default 512)')
     parser.add_argument('--slices-mm', type=float, nargs='+', default=None,
                         help='allowed slice intervals in mm (default 1 1.25 2 2.5 5)')
     parser.add_argument('--max-slices', type=int, default=40,
                         help='most slices per sub-volume (default 40)')
-    parser.add_argument('--small-image-fraction', type=float, default=0.1)
-    parser.add_argument('--noisy-fraction', type=float, default=0.02)
+    parser.add_argument('--small-image-fraction', type=float, default=0.1,
+                        help='fraction of series 0.75 times smaller than --image-size '
+                        '(default 0.1)')
+    parser.add_argument('--noisy-fraction', type=float, default=0.02,
+                        help='fraction of DL_info rows flagged Possibly_noisy, their RECIST '
+                        'mark perturbed (default 0.02)')
     parser.add_argument('--anatomy', choices=ANATOMIES, default='phantom',
                         help='phantom: analytic CT-like phantoms; real: synthetic lesions and '
                         'look-alikes inserted into augmented windows of the two real chest CTs '
@@ -40,7 +45,7 @@ def parse_args(argv=None):
                         'available; the output bytes do not depend on it)')
     parser.add_argument('--overwrite', action='store_true',
                         help='replace a dataset already in --out')
-    parser.add_argument('--quiet', action='store_true')
+    parser.add_argument('--quiet', action='store_true', help='print nothing but errors')
     return parser.parse_args(argv)
 
 

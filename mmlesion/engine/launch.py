@@ -16,8 +16,12 @@ LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
 
 def add_launcher_arguments(parser) -> None:
     """``--launcher`` and ``--local-rank`` as every mmdet tool accepts them."""
-    parser.add_argument('--launcher', choices=LAUNCHERS, default='none')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    parser.add_argument('--launcher', choices=LAUNCHERS, default='none',
+                        help='job launcher: none (one process; default), pytorch (torchrun, as '
+                        'tools/dist_*.sh start it), slurm (tools/slurm_train.sh) or mpi')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0,
+                        help='set by the deprecated torch.distributed.launch (torchrun sets '
+                        'LOCAL_RANK instead); not for typing')
 
 
 def export_local_rank(args) -> None:

@@ -120,10 +120,13 @@ def reference_p3d(gt, dets, iou_thr=0.5, fp_points=P3D_FP_POINTS):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--volumes', type=int, default=1071)
-    parser.add_argument('--tracklets', type=int, default=100)
-    parser.add_argument('--repeat', type=int, default=3)
-    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--volumes', type=int, default=1071,
+                        help='synthetic volumes (default 1071, the size of V_D^test)')
+    parser.add_argument('--tracklets', type=int, default=100,
+                        help='tracklets per volume (default 100)')
+    parser.add_argument('--repeat', type=int, default=3,
+                        help='timed repetitions, best kept (default 3)')
+    parser.add_argument('--seed', type=int, default=0, help='random seed (default 0)')
     args = parser.parse_args(argv)
 
     t0 = time.perf_counter()

@@ -56,11 +56,14 @@ def make_volume(rng: np.random.Generator, n_slices: int, dets_per_slice: float,
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--volumes', type=int, default=200)
-    parser.add_argument('--slices', type=int, default=40)
-    parser.add_argument('--dets', type=float, default=10.0)
-    parser.add_argument('--score-thr', type=float, default=0.1)
-    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--volumes', type=int, default=200,
+                        help='synthetic volumes (default 200)')
+    parser.add_argument('--slices', type=int, default=40, help='slices per volume (default 40)')
+    parser.add_argument('--dets', type=float, default=10.0,
+                        help='mean detections per slice (default 10)')
+    parser.add_argument('--score-thr', type=float, default=0.1,
+                        help='stacking score threshold t_G (default 0.1)')
+    parser.add_argument('--seed', type=int, default=0, help='random seed (default 0)')
     args = parser.parse_args(argv)
 
     rng = np.random.default_rng(args.seed)

@@ -81,11 +81,12 @@ def measure(model, data, iters: int, device: str):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('config')
+    p.add_argument('config', help='detector config file (its model is timed)')
     p.add_argument('--size', type=int, default=512, help='square input size, px')
-    p.add_argument('--batch', type=int, default=2)
+    p.add_argument('--batch', type=int, default=2, help='images per batch (default 2)')
     p.add_argument('--iters', type=int, default=5, help='timed iterations (after 1 warm-up)')
-    p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu',
+                   help='torch device (default cuda when available, else cpu)')
     p.add_argument('--memory-format', default='both',
                    choices=['both', 'contiguous', 'channels_last'],
                    help='weight layout(s) to time; both: side by side, with ratios')

@@ -163,9 +163,12 @@ def _quantise(png_bytes):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--out', default=os.path.join('docs', 'images', 'data_examples.png'))
-    p.add_argument('--real-ct-dir', default=None)
-    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--out', default=os.path.join('docs', 'images', 'data_examples.png'),
+                   help='output PNG (default docs/images/data_examples.png)')
+    p.add_argument('--real-ct-dir', default=None,
+                   help='folder of lung{1,2}_{image,label}.nrrd (default: found as '
+                   'mmlesion.utils.locations says)')
+    p.add_argument('--seed', type=int, default=0, help='seed of the synthetic panels (default 0)')
     args = p.parse_args(argv)
     data = _quantise(draw(build_panels(args.real_ct_dir, args.seed)))
     atomic_write_bytes(args.out, data)

@@ -559,7 +559,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     c = p.add_mutually_exclusive_group()
     c.add_argument('--complete', dest='complete', action='store_true', default=None,
                    help='mark volumes completely annotated (default except recist/harvested)')
-    c.add_argument('--incomplete', dest='complete', action='store_false')
+    c.add_argument('--incomplete', dest='complete', action='store_false',
+                   help='mark volumes partially annotated (unmarked lesions may exist)')
     p.add_argument('--hard-negatives', action='store_true',
                    help='the file lists hard negatives: set hard_negative: true on every box')
     return p.parse_args(argv)
