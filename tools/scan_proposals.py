@@ -2,7 +2,7 @@
 docs/proposals.md)::
 
     python tools/scan_proposals.py CONFIG CHECKPOINT --ann ANN --image-root Images_png \
-        --out proposals.json [--label-complete FILE | --label-recist FILE] \
+        --out proposals.json [--label-complete FILE] [--label-recist FILE] \
         [--trust-checkpoint] [--score-thr 0.1]
 
 The logic lives in :mod:`mmlesion.cli.scan_proposals`.
