@@ -18,11 +18,8 @@ MODULES = sorted('mmlesion.cli.' + f[:-3] for f in os.listdir(CLI)
 MODULES += ['mmlesion.datasets.converters.deeplesion',
             'mmlesion.datasets.converters.annotation_release']
 SCRIPTS = ['tools/publish_checkpoint.py']
-# tools/benchmarks/bench_lpc*: the lesion proposal classifier work, still being written, fills in
-# its help texts when it lands
 SCRIPTS += sorted(osp.join('tools', sub, f) for sub in ('benchmarks', 'misc')
-                  for f in os.listdir(osp.join(REPO, 'tools', sub))
-                  if f.endswith('.py') and not f.startswith('bench_lpc'))
+                  for f in os.listdir(osp.join(REPO, 'tools', sub)) if f.endswith('.py'))
 
 
 class _Built(Exception):

@@ -78,11 +78,12 @@ def write_data(root: str, n_volumes: int, n_slices: int, size: int, n_props: int
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--volumes', type=int, default=4)
-    p.add_argument('--slices', type=int, default=40)
-    p.add_argument('--size', type=int, default=512)
-    p.add_argument('--proposals', type=int, default=20, help='per volume')
-    p.add_argument('--threads', type=int, default=1, help='torch / OpenCV threads')
+    p.add_argument('--volumes', type=int, default=4, help='synthetic sub-volumes to write')
+    p.add_argument('--slices', type=int, default=40, help='slices per sub-volume')
+    p.add_argument('--size', type=int, default=512, help='slice width and height, px')
+    p.add_argument('--proposals', type=int, default=20, help='random proposals per volume')
+    p.add_argument('--threads', type=int, default=1,
+                   help='BLAS, torch and OpenCV threads (BLAS: set before numpy loads)')
     args = p.parse_args()
 
     import torch
