@@ -35,6 +35,8 @@ from mmlesion.evaluation.metrics.utils import (
 )
 from mmlesion.structures.volume import AnnotationSet
 
+from .errors import add_debug_argument
+
 __all__ = ['parse_args', 'evaluate_files', 'main']
 
 
@@ -62,6 +64,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    'or mmlesion (absolute z, 0-based)')
     p.add_argument('--label', default='P3D', help='legend label of the plot')
     p.add_argument('--truth', help="the synthetic generator's ground_truth/truth.json, for --by")
+    add_debug_argument(p)
     p.add_argument('--by', metavar='FIELD',
                    help='also report sensitivity per value of this truth.json lesion field '
                    '(origin, organ, kind, marked, ...); needs --truth')
@@ -102,7 +105,9 @@ def main(argv: Optional[List[str]] = None) -> dict:
                                    path=args.truth)
             strata = sensitivity_by_stratum(result, align_gt_values(result, values))
     except (ValueError, KeyError, FileNotFoundError, pickle.UnpicklingError) as e:
-        print(f'error: {e}', file=sys.stderr)
+        if args.debug:
+            raise
+        print(f'error: {e}\n  (add --debug for the full traceback)', file=sys.stderr)
         raise SystemExit(1) from None
     print(froc_table({args.label: result},
                      title=f'P3D (IoU >= {args.iou_thr:g}, {args.interp})'))

@@ -32,6 +32,8 @@ from mmengine.config import Config, ConfigDict, DictAction
 
 from mmlesion.engine.launch import add_launcher_arguments, export_local_rank
 
+from .errors import add_debug_argument, check_image_folder, short_errors
+
 __all__ = ['parse_args', 'build_test_config', 'main', 'EVALUATIONS']
 
 VOLUME_METRICS = {'p3d': 'P3DMetric', 'iou3d': 'IoU3DMetric'}
@@ -61,6 +63,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override config settings after the --eval switch, e.g. test_cfg.score_thr=0.05')
+    add_debug_argument(parser)
     add_launcher_arguments(parser)
     args = parser.parse_args(argv)
     export_local_rank(args)
@@ -169,8 +172,17 @@ def build_test_config(args: argparse.Namespace) -> Config:
 
 
 def main(argv: Optional[List[str]] = None) -> dict:
-    """Run the test; returns the metrics dict (on every rank; empty-valued off rank 0)."""
+    """Run the test; returns the metrics dict (on every rank; empty-valued off rank 0).
+
+    An error a user can fix prints what to do and exits with status 1; ``--debug`` keeps the
+    exception and its traceback (:mod:`mmlesion.cli.errors`).
+    """
     args = parse_args(argv)
+    with short_errors(args.debug, tool='tools/test.py', checkpoint=args.checkpoint):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> dict:
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
 
@@ -181,6 +193,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
     if not osp.isfile(args.checkpoint):
         raise SystemExit(f'checkpoint not found: {args.checkpoint}')
     cfg = build_test_config(args)
+    check_image_folder(_test_dataset_cfg(cfg), 'tools/test.py', 'test_dataloader.dataset')
     os.makedirs(cfg.work_dir, exist_ok=True)
     # checkpoints in the run's own work dir were written by this code
     trust_checkpoint_dir(cfg.work_dir)

@@ -13,6 +13,8 @@ from mmengine.config import Config, DictAction
 
 from mmlesion.engine.launch import add_launcher_arguments, export_local_rank
 
+from .errors import add_debug_argument, check_image_folder, short_errors
+
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Train an mmlesion detector')
@@ -31,6 +33,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override config settings, e.g. train_cfg.max_iters=20 (key=value, xxx=[a,b])')
+    add_debug_argument(parser)
     add_launcher_arguments(parser)
     args = parser.parse_args(argv)
     export_local_rank(args)
@@ -66,7 +69,15 @@ def build_train_config(args: argparse.Namespace) -> Config:
 
 
 def main(argv: Optional[List[str]] = None):
+    """Train; returns the Runner.  An error a user can fix prints what to do and exits with
+    status 1; ``--debug`` keeps the traceback (:mod:`mmlesion.cli.errors`)."""
     args = parse_args(argv)
+    resume = None if args.resume in (None, 'auto') else args.resume
+    with short_errors(args.debug, tool='tools/train.py', checkpoint=resume):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace):
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
 
@@ -74,6 +85,10 @@ def main(argv: Optional[List[str]] = None):
     from mmlesion.engine import prepare_distributed, shutdown_distributed, trust_checkpoint_dir
 
     cfg = build_train_config(args)
+    ds = cfg.train_dataloader.dataset
+    while 'dataset' in ds:  # dataset wrappers
+        ds = ds.dataset
+    check_image_folder(ds, 'tools/train.py', 'train_dataloader.dataset')
     # checkpoints in the run's own work dir were written by this code: resume may unpickle them
     os.makedirs(cfg.work_dir, exist_ok=True)
     trust_checkpoint_dir(cfg.work_dir)

@@ -16,9 +16,14 @@ Output folder ``DIR``:
   every lesion and look-alike of every sub-volume (0-based pixels, absolute slices).
 - ``summary.json``: counts and the generation time.
 
+Patient numbers are outside DeepLesion's 1-4427, so a synthetic series or key can never be
+mistaken for a real one: phantom patients are 900001-904427 (``PATIENT_BASE`` + 1-4427 in
+:mod:`.layout`), the real-anatomy volumes patients 9001 (lung1) and 9002 (lung2).
+
 Determinism: the layout (patients, splits, roles) comes from a generator seeded with
 ``(seed, layout stream)``; each series draws its phantom, lesions and noise from generators
-seeded with ``(seed, 1, patient, study, series)``, independent of every other series' draws.
+seeded with ``(seed, 1, draw_index(patient), study, series)`` (:func:`.layout.draw_index`: the
+patient number without ``PATIENT_BASE``), independent of every other series' draws.
 The sub-volumes of one series share that series' phantom: they are two slice ranges of one scan.
 The same seed gives the same bytes, for any number of ``workers`` (series are rendered in forked
 processes and numbered and written to DL_info.csv in series order).
@@ -41,7 +46,7 @@ from mmlesion.datasets.png_codec import hu_to_png_clipped
 from mmlesion.structures.volume_key import series_name, slice_file_name, volume_key
 from mmlesion.utils.fileio import atomic_dump_json, atomic_write_bytes
 
-from .layout import SeriesLayout, plan_layout
+from .layout import SeriesLayout, draw_index, plan_layout
 from .lesions import MAX_DIAMETER_MM, Lesion, LookAlike, PlacementContext, place_lesion, place_tube
 from .phantom import (
     BODY_LEVEL_MM,
@@ -121,7 +126,8 @@ def plan_series(layout: SeriesLayout, seed: int, image_size: int,
                 slice_intervals_mm: Sequence[float], max_slices: int,
                 small_image_fraction: float, noisy_fraction: float) -> SeriesPlan:
     """Draw everything about one series except its pixels: geometry, lesions, look-alikes."""
-    ss = np.random.SeedSequence([int(seed), 1, layout.patient, layout.study, layout.series])
+    ss = np.random.SeedSequence([int(seed), 1, draw_index(layout.patient), layout.study,
+                                 layout.series])
     geo_seed, noise_seed = ss.spawn(2)
     rng = np.random.default_rng(geo_seed)
     region = REGIONS[int(rng.choice(len(REGIONS), p=REGION_WEIGHTS))]

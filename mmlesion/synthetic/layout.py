@@ -6,6 +6,13 @@ there are at least 3 patients (at least 3 sub-volumes are always spread over at 
 patients).  Among the training
 sub-volumes, about 15% form V_M (completely annotated, for the harvest), about 10% V_H^test
 (completely annotated, for evaluating the harvest) and the rest V_H.
+
+Patient numbers never collide with DeepLesion's (its patients are 1-4427): phantom patients are
+``PATIENT_BASE`` + 1-4427, i.e. 900001-904427 (series ``9PPPPP_SS_RR``, still DeepLesion's
+six-digit form); the real-anatomy volumes are patients 9001 and 9002
+(:data:`~mmlesion.synthetic.nrrd_volume.REAL_CT_IDS`).  The random draws of a series are seeded
+with :func:`draw_index` (the number without ``PATIENT_BASE``), so moving the numbers out of
+DeepLesion's range renamed the series and left their images as they were.
 """
 from dataclasses import dataclass
 from typing import List, Optional
@@ -15,6 +22,14 @@ import numpy as np
 SPLITS = ('train', 'val', 'test')
 ROLES = ('V_M', 'V_H', 'V_H_test', 'val', 'test')
 _LAYOUT_STREAM = 0x4C41  # keeps the layout's generator apart from the series' generators
+DEEPLESION_MAX_PATIENT = 4427  # DeepLesion's patient indices are 1-4427
+PATIENT_BASE = 900000  # synthetic phantom patients: PATIENT_BASE + 1 ... PATIENT_BASE + 4427
+
+
+def draw_index(patient: int) -> int:
+    """The number a series' random draws are seeded with: the patient number without
+    ``PATIENT_BASE`` (real-anatomy patients 9001/9002 are their own)."""
+    return patient - PATIENT_BASE if patient > PATIENT_BASE else patient
 
 
 @dataclass
@@ -48,7 +63,8 @@ def plan_layout(num_volumes: int, seed: int) -> List[SeriesLayout]:
     extra = num_volumes - n_patients
     if extra > 0:
         per_patient += rng.multinomial(extra, np.full(n_patients, 1.0 / n_patients))
-    patient_ids = np.sort(rng.choice(np.arange(1, 4428), size=n_patients, replace=False))
+    patient_ids = PATIENT_BASE + np.sort(
+        rng.choice(np.arange(1, DEEPLESION_MAX_PATIENT + 1), size=n_patients, replace=False))
 
     # Patient-level split: patients in random order fill test, then val, up to about 15% of the
     # sub-volumes each (a patient that would overshoot 1.5x the target stays in train; a split

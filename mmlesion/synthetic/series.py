@@ -23,7 +23,7 @@ import numpy as np
 
 from mmlesion.datasets.recist import recist_box, recist_from_mask
 
-from .layout import SeriesLayout
+from .layout import SeriesLayout, draw_index
 from .lesions import Lesion, LookAlike
 from .writer import RECIST_PAD_PX, SPLIT_CODE, format_coord, format_number, round3
 
@@ -181,7 +181,7 @@ def add_dl_info_rows(rows: List[list], vol_lesions: List[dict], *, seed: int,
         box = les_t['box2d']
         if les_t['noisy']:
             noise_rng = np.random.default_rng(np.random.SeedSequence(
-                [int(seed), 3, layout.patient, layout.study, layout.series,
+                [int(seed), 3, draw_index(layout.patient), layout.study, layout.series,
                  les_t['series_index']]))
             recist = _perturbed_recist(recist, long_px, width, height, noise_rng)
             long_px = math.hypot(recist[2] - recist[0], recist[3] - recist[1])

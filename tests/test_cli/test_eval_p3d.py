@@ -103,8 +103,14 @@ def test_refuses_unsafe_pickles_and_bad_files(inputs, capsys):
     assert e.value.code == 1
     err = capsys.readouterr()
     assert 'pwned' not in err.out and 'error:' in err.err
+    missing = ['--ann', str(inputs['tmp'] / 'missing.json'), '--det', inputs['det']]
     with pytest.raises(SystemExit):
-        main(['--ann', str(inputs['tmp'] / 'missing.json'), '--det', inputs['det']])
+        main(missing)
+    err = capsys.readouterr().err
+    assert err.startswith('error: ') and 'missing.json' in err and '--debug' in err
+    assert 'Traceback' not in err
+    with pytest.raises(FileNotFoundError):  # --debug: the exception itself, traceback and all
+        main(missing + ['--debug'])
 
 
 def test_real_release_ground_truth_as_detections(shared_data_dir, tmp_path):

@@ -78,7 +78,7 @@ def tiny_setup(synthetic_converted, tmp_path_factory):
     # 3 completely annotated volumes (43 slices, one of 96 px): uneven over 2 ranks
     small = {}
     for name, keys in (('Revised-Train-VM.pkl', None), ('Revised-Train-VHtest.pkl', None),
-                       ('Revised-Valid.pkl', ['000535_03_01_006-018.annot'])):
+                       ('Revised-Valid.pkl', ['900535_03_01_006-018.annot'])):
         data = load_pickle(root / 'ground_truth' / name)
         small.update({k: v for k, v in data.items() if keys is None or k in keys})
     ann = tmp / 'Revised-Small.pkl'
@@ -174,7 +174,7 @@ def test_p3d_end_to_end_and_offline_rescoring(tiny_setup, p3d_single):
         assert json.load(f)['ap'] == pytest.approx(metrics['p3d/AP'], abs=1e-9)
 
 
-def test_untrusted_training_checkpoint_is_refused(tiny_setup, tmp_path):
+def test_untrusted_training_checkpoint_is_refused(tiny_setup, tmp_path, capsys):
     s = tiny_setup
     state = torch.load(s['ckpt'], weights_only=True)
     risky = tmp_path / 'elsewhere' / 'epoch_1.pth'
@@ -185,10 +185,45 @@ def test_untrusted_training_checkpoint_is_refused(tiny_setup, tmp_path):
     argv = [s['cfg'], str(risky), '--eval', 'p3d', '--ann',
             str(s['root'] / 'ground_truth' / 'Revised-Train-VHtest.pkl'),
             '--work-dir', str(tmp_path / 'work')]
-    with pytest.raises(UntrustedCheckpointError, match='--trust-checkpoint'):
+    # the short message leads with what to run; the traceback only with --debug
+    with pytest.raises(SystemExit) as e:
         main(argv)
+    assert e.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f'error: {risky} is a training checkpoint')
+    assert 'tools/test.py ... --trust-checkpoint' in err
+    assert f'tools/publish_checkpoint.py {risky} weights.pth' in err
+    assert 'Traceback' not in err and len(err.splitlines()) <= 6
+    with pytest.raises(UntrustedCheckpointError, match='--trust-checkpoint'):
+        main(argv + ['--debug'])
     metrics = main(argv + ['--trust-checkpoint'])
     assert 0.0 <= metrics['p3d/AP'] <= 1.0
+
+
+def test_missing_images_and_spacing_lead_with_the_fix(tiny_setup, tmp_path, capsys):
+    s = tiny_setup
+    base = [s['cfg'], s['ckpt'], '--eval', 'p3d', '--work-dir', str(tmp_path / 'work')]
+    # no image folder: said before anything is built
+    argv = base + ['--cfg-options', f'test_dataloader.dataset.data_root={tmp_path}/nowhere/']
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 1 and err.startswith('error: the image folder')
+    assert 'nowhere/Images_png' in err and 'Traceback' not in err
+    assert '--cfg-options test_dataloader.dataset.data_root=' in err
+    from mmlesion.cli.errors import CLIError
+    with pytest.raises(CLIError):
+        main(argv + ['--debug'])
+    # a release pickle of volumes that neither DL_info.csv nor the dataset JSON describes
+    ann = tmp_path / 'Revised-Unknown.pkl'
+    atomic_dump_pickle({'900999_01_01_001-003.annot': {1: [[10, 10, 20, 20, 1, 1]]}}, ann,
+                       protocol=2)
+    with pytest.raises(SystemExit):
+        main(base + ['--ann', str(ann)])
+    err = capsys.readouterr().err
+    assert err.startswith("error: no pixel spacing for 1 volume(s)")
+    assert '--cfg-options test_cfg.series_info=DeepLesion/DL_info.csv' in err
+    assert 'Traceback' not in err
 
 
 def test_two_cpu_ranks_scan_like_one(tiny_setup, p3d_single, tmp_path):

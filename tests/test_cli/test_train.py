@@ -55,6 +55,21 @@ def test_twenty_iterations_reduce_loss_on_a_fixed_batch(synthetic_converted):
     assert sum(losses[-3:]) / 3 < 0.5 * sum(losses[:3]) / 3, losses
 
 
+def test_missing_image_folder_leads_with_the_fix(tmp_path, capsys):
+    from mmlesion.cli.errors import CLIError
+    from mmlesion.cli.train import main as train_main
+    argv = [CONFIG, '--work-dir', str(tmp_path / 'work'), '--cfg-options',
+            f'train_dataloader.dataset.data_root={tmp_path}/nowhere/']
+    with pytest.raises(SystemExit) as e:
+        train_main(argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 1 and err.startswith('error: the image folder')
+    assert 'tools/train.py ... --cfg-options train_dataloader.dataset.data_root=' in err
+    assert 'Traceback' not in err
+    with pytest.raises(CLIError):
+        train_main(argv + ['--debug'])
+
+
 def _run(cmd, env):
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]

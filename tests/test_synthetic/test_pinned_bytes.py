@@ -20,9 +20,10 @@ import re
 
 from mmlesion.synthetic import generate_dataset
 
-# 2 phantom sub-volumes of 96 px, seed 11 (pinned before mmlesion.synthetic left
-# mmlesion.datasets; unchanged by that move).
-PHANTOM_SHA256 = 'c3ae12a079ac32834d14fc730d5233af66b311ed7d6d5e2974857733c0d31333'
+# 2 phantom sub-volumes of 96 px, seed 11.  Changed deliberately when phantom patients moved out of
+# DeepLesion's 1-4427 to 900001-904427: the names, DL_info's Patient_index and the keys changed,
+# every PNG's bytes did not (the draws are seeded with the number without PATIENT_BASE).
+PHANTOM_SHA256 = '55936dab46bd30c888d87931afc0104bccdc0e0fe6448562a52036a544e7cead'
 # 2 real-anatomy sub-volumes of 96 px, seed 11, held-out lung1.
 REAL_SHA256 = '99125ba30e1824b217f4a28aad9c22275e89366045793cd942144a53a33e488a'
 
@@ -44,6 +45,22 @@ def tree_sha256(root):
         h.update(len(data).to_bytes(8, 'little'))
         h.update(data)
     return h.hexdigest()
+
+
+def test_synthetic_patients_are_not_deeplesion_patients():
+    """DeepLesion's patients are 1-4427: no synthetic series or key can be taken for one."""
+    from mmlesion.synthetic.layout import DEEPLESION_MAX_PATIENT, plan_layout
+    from mmlesion.synthetic.nrrd_volume import REAL_CT_IDS
+    from mmlesion.synthetic.real_anatomy import plan_real_layout
+
+    assert DEEPLESION_MAX_PATIENT == 4427
+    for seed in range(3):
+        patients = {lay.patient for lay in plan_layout(400, seed)}
+        assert len(patients) > 100 and min(patients) > DEEPLESION_MAX_PATIENT
+        assert max(patients) <= 999999  # six digits, as DeepLesion's names
+    assert min(p for p, _, _ in REAL_CT_IDS.values()) > DEEPLESION_MAX_PATIENT
+    assert {lay.patient for lay in plan_real_layout(10, 0)} <= \
+        {p for p, _, _ in REAL_CT_IDS.values()}
 
 
 def test_phantom_bytes_are_pinned(tmp_path):
