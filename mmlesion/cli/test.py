@@ -1,8 +1,9 @@
 """``tools/test.py``: test a detector from a config and a checkpoint with MMEngine's Runner.
 
-    python tools/test.py CONFIG CHECKPOINT --eval p3d [--ann Revised-Test1071.pkl] [--out det.pkl]
+    tools/test.py CONFIG CHECKPOINT --eval p3d [--ann Revised-Test1071.pkl] [--out det.pkl]
         [--show-dir DIR] [--work-dir DIR] [--cfg-options k=v ...] [--launcher none|pytorch|...]
-        [--trust-checkpoint] [--interp extrapolate|clamp]
+        [--trust-checkpoint] [--interp extrapolate|clamp] [--max-volumes N | --volumes KEY ...]
+        [--verbose] [--debug]
 
 Arguments follow mmdet 3.3's ``tools/test.py``; ``--eval`` picks the evaluation
 (docs/method.md#evaluation):
@@ -22,8 +23,15 @@ overlay PNGs.  ``--cfg-options`` apply after the ``--eval`` switch (e.g.
 
 Checkpoints are fully unpickled only inside the work dir or with ``--trust-checkpoint``; other
 files load weights-only (see :mod:`mmlesion.engine.checkpoint`).
+
+Quiet by default: the environment and config dump go to the work dir's log file only
+(``--verbose``: to the console too).  ``--max-volumes N`` (the first N volumes of the annotation
+file) and ``--volumes KEY ...`` scan part of the set for a quick look; they set
+``test_cfg.volumes``.
 """
 import argparse
+import contextlib
+import logging
 import os
 import os.path as osp
 from typing import List, Optional
@@ -63,9 +71,21 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override config settings after the --eval switch, e.g. test_cfg.score_thr=0.05')
+    part = parser.add_mutually_exclusive_group()
+    part.add_argument('--max-volumes', type=int, metavar='N',
+                      help='p3d/iou3d: scan only the first N volumes of the annotation file, for '
+                      'a quick look (sets test_cfg.volumes; the metrics count only those)')
+    part.add_argument('--volumes', nargs='+', metavar='KEY',
+                      help='p3d/iou3d: scan only these volumes, e.g. 000001_01_01_103-115 (sets '
+                      'test_cfg.volumes)')
+    parser.add_argument('--verbose', action='store_true',
+                        help='print the environment and the config dump on the console too '
+                        '(default: only in the work dir\'s log file)')
     add_debug_argument(parser)
     add_launcher_arguments(parser)
     args = parser.parse_args(argv)
+    if args.max_volumes is not None and args.max_volumes < 1:
+        parser.error(f'--max-volumes must be >= 1, got {args.max_volumes}')
     export_local_rank(args)
     if args.out is not None and not args.out.lower().endswith(('.pkl', '.pickle', '.json')):
         parser.error(f'--out must end with .pkl, .pickle or .json, got {args.out!r}')
@@ -146,12 +166,81 @@ def _apply_cli(cfg: Config, args: argparse.Namespace) -> None:
             hooks = list(cfg.get('custom_hooks') or [])
             hooks.append(dict(type='KeySliceOverlayHook', out_dir=show_dir))
             cfg.custom_hooks = hooks
+    if args.max_volumes is not None or args.volumes:
+        _restrict_volumes(cfg, args, volume_scan)
     if args.launcher != 'none':
         # one collect folder per metric: a shared one could be removed by rank 0 while another
         # rank already writes the next metric's part
         for i, m in enumerate(metrics):
             if m.get('collect_device', 'cpu') == 'cpu' and m.get('collect_dir') is None:
                 m.collect_dir = osp.join(osp.abspath(cfg.work_dir), f'.collect_{i}_{m.type}')
+
+
+def _scan_annotation_set(cfg: Config):
+    """The annotation set the volume scan reads: as VolumeScanTestLoop chooses it."""
+    from mmlesion.evaluation.annotation_set import load_annotation_set
+    loop = cfg.test_cfg
+    ann = loop.get('ann_file')
+    if not ann:
+        anns = [m.get('ann_file') for m in _metrics_list(cfg)
+                if m.get('type') in VOLUME_METRICS.values() and m.get('ann_file')]
+        ds = _test_dataset_cfg(cfg)
+        root, path = ds.get('data_root'), ds.get('ann_file')
+        ann = anns[0] if anns else (
+            osp.join(root, path) if root and path and not osp.isabs(path) else path)
+    if not ann:
+        raise SystemExit('--max-volumes / --volumes: the config names no annotation file; '
+                         'give --ann')
+    return load_annotation_set(ann, loop.get('ann_format', 'auto'), loop.get('lens_subset'))
+
+
+def _restrict_volumes(cfg: Config, args: argparse.Namespace, volume_scan: bool) -> None:
+    """``--max-volumes`` / ``--volumes`` -> ``test_cfg.volumes``."""
+    from mmlesion.structures import normalize_key
+
+    from .errors import CLIError
+    if not volume_scan:
+        raise SystemExit('--max-volumes / --volumes apply to the volume scan: give --eval p3d '
+                         '(or iou3d)')
+    keys = list(_scan_annotation_set(cfg).volumes)
+    if args.volumes:
+        wanted = [normalize_key(k) for k in args.volumes]
+        unknown = [k for k in wanted if k not in keys]
+        if unknown:
+            raise CLIError(f'{len(unknown)} of the --volumes are not in the annotation file: '
+                           f'{unknown[:5]}',
+                           f'its volumes are e.g. {keys[:3]} ({len(keys)} in all)')
+        cfg.test_cfg.volumes = wanted
+    else:
+        cfg.test_cfg.volumes = keys[:args.max_volumes]
+
+
+@contextlib.contextmanager
+def _config_dump_to_log_file(verbose: bool):
+    """While the Runner is built, its environment and config dump go to the log file only."""
+    from mmengine.runner import Runner
+    original = Runner._log_env
+    if verbose:
+        yield
+        return
+
+    def log_env_to_file(runner, env_cfg):
+        console = [h for h in runner.logger.handlers if type(h) is logging.StreamHandler]
+        for h in console:
+            runner.logger.removeHandler(h)
+        try:
+            original(runner, env_cfg)
+        finally:
+            for h in console:
+                runner.logger.addHandler(h)
+        log_file = osp.join(runner.log_dir, f'{runner.timestamp}.log')
+        runner.logger.info(f'environment and config: {log_file} (--verbose prints them here)')
+
+    Runner._log_env = log_env_to_file
+    try:
+        yield
+    finally:
+        Runner._log_env = original
 
 
 def build_test_config(args: argparse.Namespace) -> Config:
@@ -200,7 +289,8 @@ def _run(args: argparse.Namespace) -> dict:
     if args.trust_checkpoint:
         trust_checkpoint_dir(args.checkpoint)
     prepare_distributed(cfg, args.launcher)
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    with _config_dump_to_log_file(args.verbose):
+        runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     metrics = runner.test()
     from mmlesion.engine import shutdown_distributed
     shutdown_distributed()

@@ -200,6 +200,39 @@ def test_untrusted_training_checkpoint_is_refused(tiny_setup, tmp_path, capsys):
     assert 0.0 <= metrics['p3d/AP'] <= 1.0
 
 
+def test_quick_looks_and_quiet_console(tiny_setup, tmp_path, capsys):
+    s = tiny_setup
+    keys = list(load_annotation_set(s['ann']).volumes)
+    base = [s['cfg'], s['ckpt'], '--eval', 'p3d', '--ann', s['ann']]
+    cfg = build_test_config(parse_args(base + ['--max-volumes', '2']))
+    assert cfg.test_cfg.volumes == keys[:2]
+    cfg = build_test_config(parse_args(base + ['--volumes', keys[2] + '.annot']))
+    assert cfg.test_cfg.volumes == [keys[2]]
+    from mmlesion.cli.errors import CLIError
+    with pytest.raises(CLIError, match='not in the annotation file'):
+        build_test_config(parse_args(base + ['--volumes', '900999_01_01_001-003']))
+    with pytest.raises(SystemExit, match='volume scan'):
+        build_test_config(parse_args([s['cfg'], s['ckpt'], '--eval', 'recist2d',
+                                      '--max-volumes', '1']))
+    with pytest.raises(SystemExit):
+        parse_args(base + ['--max-volumes', '1', '--volumes', keys[0]])
+    # one volume; the config dump goes to the log file, not the console, unless --verbose
+    opts = [*P3D_OPTIONS, 'log_level=INFO']
+    capsys.readouterr()
+    for verbose in (False, True):
+        work = tmp_path / f'work_{verbose}'
+        metrics = main(base + ['--max-volumes', '1', '--work-dir', str(work)]
+                       + ['--verbose'] * verbose + opts
+                       + [f'experiment_name=quick_{verbose}'])  # two runs in one second
+        assert 0.0 <= metrics['p3d/AP'] <= 1.0
+        out = capsys.readouterr()
+        (log, ) = [p for p in work.glob('*/*.log')]
+        text = log.read_text()
+        assert 'Config:' in text and 'System environment' in text
+        assert ('Config:' in out.out + out.err) == verbose
+        assert ('environment and config: ' in out.out + out.err) != verbose
+
+
 def test_missing_images_and_spacing_lead_with_the_fix(tiny_setup, tmp_path, capsys):
     s = tiny_setup
     base = [s['cfg'], s['ckpt'], '--eval', 'p3d', '--work-dir', str(tmp_path / 'work')]
