@@ -278,17 +278,21 @@ class VolumeScanInputs(Dataset):
         loader: the test pipeline's ``LoadMultiSliceFromFile`` (slices, interval, window).
         transforms: transforms applied to each window (resize, pack).
         cache_volumes: decoded volumes kept by the reader (1 lets overlays reuse the last one).
+        strict: False: an unreadable or odd-sized slice is treated as missing and a volume
+            without any readable slice yields an item with ``error`` set and no slices, instead
+            of raising (the item's ``bad_slices`` name them).
     """
 
     def __init__(self, volumes: Sequence[Union[VolumeInfo, ArrayVolume]],
                  image_root: Optional[str], loader: LoadMultiSliceFromFile,
-                 transforms: Sequence, cache_volumes: int = 1):
+                 transforms: Sequence, cache_volumes: int = 1, strict: bool = True):
         self.volumes = list(volumes)
         self.image_root = image_root
         self.loader = loader
         self.transforms = list(transforms)
+        self.strict = bool(strict)
         self.reader = VolumeReader(image_root, max_volumes=cache_volumes,
-                                   backend_args=loader.backend_args)
+                                   backend_args=loader.backend_args, strict=strict)
 
     def __len__(self) -> int:
         return len(self.volumes)
@@ -307,8 +311,21 @@ class VolumeScanInputs(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         vol = self.volumes[index]
+        info = vol.info() if isinstance(vol, ArrayVolume) else vol
+        decoded, bad = self.reader.num_decoded, len(self.reader.bad_slices)
+        try:
+            slices, size = self._prepare(vol)
+            error = None
+        except FileNotFoundError as e:
+            if self.strict:
+                raise
+            slices, size, error = [], None, str(e)
+        return dict(volume=info, slices=slices, image_size=size,
+                    num_decoded=self.reader.num_decoded - decoded,
+                    bad_slices=list(self.reader.bad_slices[bad:]), error=error)
+
+    def _prepare(self, vol) -> tuple:
         ld = self.loader
-        before = self.reader.num_decoded
         if isinstance(vol, ArrayVolume):
             windows = self._array_windows(vol)
             info = vol.info()
@@ -339,8 +356,7 @@ class VolumeScanInputs(Dataset):
                     raise ValueError(f'{type(t).__name__} dropped slice {z} of {info.key}: the '
                                      'volume scan needs every slice (no filtering transforms)')
             slices.append((int(z), results))
-        return dict(volume=info, slices=slices, image_size=size,
-                    num_decoded=self.reader.num_decoded - before)
+        return slices, size
 
 
 def _identity(item):
@@ -360,6 +376,8 @@ class VolumePrediction:
         image_size: ``(W, H)`` px of the slices (None when no slice was scanned).
         num_slices: slices scanned.
         num_decoded: PNG files decoded for this volume (0 when a worker cache served them).
+        bad_slices: ``[(path, reason)]`` of slices skipped as unreadable (``strict=False``).
+        error: why the volume could not be scanned at all (``strict=False``), else None.
     """
     volume: VolumeInfo
     tracklets: List[Tracklet]
@@ -367,6 +385,8 @@ class VolumePrediction:
     image_size: Optional[Tuple[int, int]] = None
     num_slices: int = 0
     num_decoded: int = 0
+    bad_slices: List[Tuple[str, str]] = field(default_factory=list)
+    error: Optional[str] = None
 
 
 class VolumePredictor:
@@ -383,11 +403,14 @@ class VolumePredictor:
         fuse_iou: overlap to fuse tracks across a gap (0.8).
         batch_size: slices per ``test_step`` (one volume per batch; the last may be smaller).
         fp16: autocast the model.
+        strict: True: an unreadable slice or a volume without slices raises.  False (scans of
+            many volumes): the slice is treated as missing, the volume is reported with
+            ``error`` and no tracklets (:class:`VolumePrediction`).
     """
 
     def __init__(self, model, pipeline: Optional[Sequence] = None, *, score_thr: float = 0.1,
                  link_iou: float = 0.8, extend: int = 1, fuse_iou: float = 0.8,
-                 batch_size: int = 8, fp16: bool = False) -> None:
+                 batch_size: int = 8, fp16: bool = False, strict: bool = True) -> None:
         if int(batch_size) < 1:
             raise ValueError(f'batch_size must be >= 1, got {batch_size}')
         if pipeline is None:
@@ -403,12 +426,13 @@ class VolumePredictor:
                               extend=int(extend), fuse_iou=float(fuse_iou))
         self.batch_size = int(batch_size)
         self.fp16 = bool(fp16)
+        self.strict = bool(strict)
 
     def inputs(self, volumes: Sequence[Union[VolumeInfo, ArrayVolume]],
                image_root: Optional[str] = None, cache_volumes: int = 1) -> VolumeScanInputs:
         """The dataset of prepared volumes (one item per volume) for these volumes."""
         return VolumeScanInputs(volumes, image_root, self.loader, self.transforms,
-                                cache_volumes=cache_volumes)
+                                cache_volumes=cache_volumes, strict=self.strict)
 
     def dataloader(self, inputs: VolumeScanInputs, num_workers: int = 0) -> DataLoader:
         """Volumes prepared in ``num_workers`` worker processes (0: in this process) while the
@@ -440,7 +464,9 @@ class VolumePredictor:
             if slices else []
         return VolumePrediction(volume=item['volume'], tracklets=tracklets,
                                 slice_dets=slice_dets, image_size=item['image_size'],
-                                num_slices=len(slices), num_decoded=int(item['num_decoded']))
+                                num_slices=len(slices), num_decoded=int(item['num_decoded']),
+                                bad_slices=list(item.get('bad_slices') or []),
+                                error=item.get('error'))
 
     def predict(self, volumes: Sequence[Union[VolumeInfo, ArrayVolume]],
                 image_root: Optional[str] = None,
@@ -504,7 +530,7 @@ def predict_volumes(model, volumes: Sequence[Any], image_root: Optional[str] = N
         first_slice: absolute index of an array volume's first slice.
         num_workers: processes preparing volumes while the model runs.
         pipeline, **predictor_kwargs: see :class:`VolumePredictor` (``score_thr``,
-            ``batch_size``, ``link_iou``, ``extend``, ``fuse_iou``, ``fp16``).
+            ``batch_size``, ``link_iou``, ``extend``, ``fuse_iou``, ``fp16``, ``strict``).
     """
     predictor = VolumePredictor(model, pipeline, **predictor_kwargs)
     resolved = _resolve_volumes(volumes, image_root, series_info, spacing, first_slice)

@@ -44,21 +44,30 @@ class VolumeReader:
             512 x 512 slice takes 1 MiB as float32 HU, so a 60-slice sub-volume takes ~60 MiB.
             0 keeps nothing: :meth:`window` then decodes only the slices it needs, per call.
         backend_args: mmengine.fileio backend arguments (``None``: local files).
+        strict: a slice that cannot be decoded, has the wrong size, or is absent although not
+            listed as missing raises (True, for training: such files are found before it
+            starts by ``tools/convert_deeplesion.py --check-images``).  False (long scans):
+            the slice is treated as missing -- windows around it take the nearest slices toward
+            their key, it gets no window of its own -- and recorded in :attr:`bad_slices`.
 
     Attributes:
         num_decoded: PNG files decoded so far (a counter for tests and profiling).
+        bad_slices: ``[(path, reason), ...]`` of the slices skipped with ``strict=False``.
     """
 
     def __init__(self,
                  image_root: Optional[str] = None,
                  max_volumes: int = 2,
-                 backend_args: Optional[dict] = None):
+                 backend_args: Optional[dict] = None,
+                 strict: bool = True):
         if int(max_volumes) != max_volumes or max_volumes < 0:
             raise ValueError(f'max_volumes must be a non-negative integer, got {max_volumes!r}')
         self.image_root = None if image_root is None else str(image_root)
         self.max_volumes = int(max_volumes)
         self.backend_args = backend_args
+        self.strict = bool(strict)
         self.num_decoded = 0
+        self.bad_slices: List[Tuple[str, str]] = []
         self._cache: 'OrderedDict[Tuple[str, int, int], Dict[int, np.ndarray]]' = OrderedDict()
 
     # ------------------------------------------------------------------ paths and single slices
@@ -102,12 +111,14 @@ class VolumeReader:
         """All available slices of a sub-volume: ``{absolute index: HU float32 H x W}``.
 
         Served from the cache when present (each PNG is decoded once per sub-volume while it stays
-        cached).  The cached arrays are read-only: copy before modifying.
+        cached).  The cached arrays are read-only: copy before modifying.  With ``strict=False``
+        unreadable slices, and slices whose size differs from the most common one, are left out
+        (:attr:`bad_slices`).
 
         Raises:
-            FileNotFoundError: no slice of the range exists, or a slice not listed in
-                ``missing_slices`` is absent.
-            ValueError: a slice is not 16-bit, or slices differ in size.
+            FileNotFoundError: no (readable) slice of the range exists; with ``strict``, a slice
+                not listed in ``missing_slices`` is absent.
+            ValueError: with ``strict``, a slice is not a 16-bit PNG, or slices differ in size.
         """
         first, last = _check_range(slice_range)
         key = (self.series_dir(series), first, last)
@@ -119,22 +130,50 @@ class VolumeReader:
             raise FileNotFoundError(
                 f'no slice of {first}-{last} found in {self.series_dir(series)}')
         volume: Dict[int, np.ndarray] = {}
-        shape = None
         for index in indices:
-            image = self.read_slice(series, index)
-            if shape is None:
-                shape = image.shape
-            elif image.shape != shape:
-                raise ValueError(f'{self.slice_path(series, index)} is {image.shape[1]}x'
-                                 f'{image.shape[0]} px but slice {indices[0]} of the same '
-                                 f'sub-volume is {shape[1]}x{shape[0]} px')
+            try:
+                image = self.read_slice(series, index)
+            except (ValueError, FileNotFoundError) as e:
+                if self.strict:
+                    raise
+                self.bad_slices.append((self.slice_path(series, index), str(e)))
+                continue
+            if self.strict and volume:
+                shape = next(iter(volume.values())).shape
+                if image.shape != shape:
+                    raise ValueError(f'{self.slice_path(series, index)} is {image.shape[1]}x'
+                                     f'{image.shape[0]} px but slice {indices[0]} of the same '
+                                     f'sub-volume is {shape[1]}x{shape[0]} px')
             image.flags.writeable = False
             volume[index] = image
+        if not self.strict:
+            volume = self._drop_odd_sizes(series, volume)
+        if not volume:
+            raise FileNotFoundError(
+                f'no readable slice of {first}-{last} in {self.series_dir(series)}')
         if self.max_volumes > 0:
             self._cache[key] = volume
             while len(self._cache) > self.max_volumes:
                 self._cache.popitem(last=False)
         return volume
+
+    def _drop_odd_sizes(self, series: str, volume: Dict[int, np.ndarray]) -> Dict[int, np.ndarray]:
+        """Keep the slices of the most common size (ties: the first slice's size)."""
+        shapes = [im.shape for im in volume.values()]
+        if len(set(shapes)) <= 1:
+            return volume
+        counts = {sh: shapes.count(sh) for sh in shapes}
+        common = max(counts, key=lambda sh: (counts[sh], -shapes.index(sh)))
+        kept = {}
+        for index, image in volume.items():
+            if image.shape == common:
+                kept[index] = image
+            else:
+                self.bad_slices.append((
+                    self.slice_path(series, index),
+                    f'{image.shape[1]}x{image.shape[0]} px, the other slices of the sub-volume '
+                    f'are {common[1]}x{common[0]} px'))
+        return kept
 
     def clear(self) -> None:
         """Drop every cached sub-volume."""

@@ -39,6 +39,7 @@ from mmlesion.apis.inference import (
     check_series_folders,
     fill_spacing,
 )
+from mmlesion.apis.scan_records import ScanRecords, scan_fingerprint
 from mmlesion.datasets.volume_reader import VolumeReader
 from mmlesion.evaluation.annotation_set import load_annotation_set
 from mmlesion.evaluation.metrics.p3d_metric import VolumeFROCMetric
@@ -78,6 +79,14 @@ class VolumeScanTestLoop(BaseLoop):
         show_dir: write one overlay PNG per volume here (top tracklets and ground truth).
         show_max_tracklets: tracklets per overlay.
         log_interval: log progress every this many volumes (rank 0).
+        resume: write each finished volume to ``<work_dir>/volume_scan/<fingerprint>/`` at once
+            and, on a rerun with the same weights and settings, load the volumes found there
+            instead of scanning them again (:mod:`mmlesion.apis.scan_records`).  False: scan
+            everything and write nothing.
+        strict: False (default): an unreadable or odd-sized slice is treated as a missing slice
+            and a volume whose series folder is missing or holds no readable slice fails alone;
+            all are named in the log and in the summary.  True: the first such file ends the
+            run.
     """
 
     def __init__(self,
@@ -98,8 +107,12 @@ class VolumeScanTestLoop(BaseLoop):
                  show_dir: Optional[str] = None,
                  show_max_tracklets: int = 5,
                  log_interval: int = 10,
-                 fp16: bool = False) -> None:
+                 fp16: bool = False,
+                 resume: bool = True,
+                 strict: bool = False) -> None:
         self._runner = runner
+        self.resume = bool(resume)
+        self.strict = bool(strict)
         if int(num_workers) < 0:
             raise ValueError(f'VolumeScanTestLoop: num_workers must be >= 0, got {num_workers}')
         self.num_workers = int(num_workers)
@@ -123,7 +136,8 @@ class VolumeScanTestLoop(BaseLoop):
         try:
             self.predictor = VolumePredictor(
                 runner.model, ds['pipeline'], score_thr=score_thr, link_iou=link_iou,
-                extend=extend, fuse_iou=fuse_iou, batch_size=batch_size, fp16=fp16)
+                extend=extend, fuse_iou=fuse_iou, batch_size=batch_size, fp16=fp16,
+                strict=strict)
         except ValueError as e:
             raise ValueError(f'VolumeScanTestLoop: {e}') from None
         self.loader = self.predictor.loader
@@ -140,15 +154,19 @@ class VolumeScanTestLoop(BaseLoop):
         self.annotation_set: AnnotationSet = ann
         self.all_volumes = [replace(v) for v in ann.volumes.values()]
         self._fill_spacing(self.all_volumes)
-        self._check_series_folders(self.all_volumes)
+        # volumes that cannot be scanned: {key: reason}; with strict, an error here instead
+        self.failed: Dict[str, str] = self._check_series_folders(self.all_volumes)
 
         self.rank, self.world_size = get_dist_info()
-        self.shard = self.all_volumes[self.rank::self.world_size]
+        self.shard = [v for v in self.all_volumes[self.rank::self.world_size]
+                      if v.key not in self.failed]
         self.inputs = self.predictor.inputs(self.shard, self.image_root, cache_volumes=1)
         # the loop's "dataloader": one item per volume of this rank (hooks read its length)
         self.dataloader: DataLoader = self.predictor.dataloader(self.inputs, self.num_workers)
         self.num_decoded = 0
         self.num_slices = 0
+        self.bad_slices: List[tuple] = []
+        self.records_dir: Optional[str] = None
 
     # ------------------------------------------------------------------ set-up
     @staticmethod
@@ -199,12 +217,40 @@ class VolumeScanTestLoop(BaseLoop):
             raise ValueError(f'VolumeScanTestLoop: {e}'.replace(
                 'Give series_info', 'Give test_cfg.series_info')) from None
 
-    def _check_series_folders(self, volumes: List[VolumeInfo]) -> None:
+    def _check_series_folders(self, volumes: List[VolumeInfo]) -> Dict[str, str]:
+        """``{key: reason}`` of the volumes whose series folder is missing (strict: raise)."""
         try:
             check_series_folders(volumes, self.image_root, what=self.ann_file,
                                  backend_args=self.loader.backend_args)
         except FileNotFoundError as e:
-            raise FileNotFoundError(f'VolumeScanTestLoop: {e}') from None
+            if self.strict:
+                raise FileNotFoundError(f'VolumeScanTestLoop: {e}') from None
+            return {v.key: f'series folder {osp.join(self.image_root or "", v.series)} not found'
+                    for v in volumes
+                    if not osp.isdir(osp.join(self.image_root or '', v.series))}
+        return {}
+
+    def _records(self) -> ScanRecords:
+        """This scan's records (same weights and settings -> same folder; see
+        :func:`mmlesion.apis.scan_records.scan_fingerprint`)."""
+        fingerprint = scan_fingerprint(self.runner.model, self.predictor,
+                                       self.runner.cfg.get('model'))
+        return ScanRecords(osp.join(self.runner.work_dir, 'volume_scan'), fingerprint)
+
+    def _report_problems(self, bad_slices: List[tuple]) -> None:
+        """The summary of what could not be read, on every rank that met it."""
+        mine = {k: r for k, r in self.failed.items()
+                if k in {v.key for v in self.all_volumes[self.rank::self.world_size]}}
+        if not bad_slices and not mine:
+            return
+        lines = [f'VolumeScan summary (rank {self.rank}): {len(bad_slices)} unreadable slice(s) '
+                 f'treated as missing, {len(mine)} volume(s) not scanned (they count as volumes '
+                 'without detections; fix the files and rerun: finished volumes are resumed)']
+        lines += [f'  slice  {path}: {reason}' for path, reason in bad_slices[:20]]
+        if len(bad_slices) > 20:
+            lines.append(f'  ... and {len(bad_slices) - 20} more slices')
+        lines += [f'  volume {key}: {reason}' for key, reason in list(mine.items())[:20]]
+        print_log('\n'.join(lines), logger='current', level=logging.WARNING)
 
     # ------------------------------------------------------------------ scanning
     def scan_item(self, item: dict) -> VolumePrediction:
@@ -271,28 +317,63 @@ class VolumeScanTestLoop(BaseLoop):
                       logger='current', level=logging.WARNING)
         t0 = time.time()
         n_trk = 0
+        bad_slices: List[tuple] = []
+        records = self._records() if self.resume else None
+        self.records_dir = None if records is None else records.dir
+        loaded = []
+        if records is not None:
+            done = records.finished(v.key for v in self.shard)
+            loaded = [p for p in (records.load(v) for v in self.shard if v.key in done) if p]
+            if loaded:
+                runner.logger.info(f'VolumeScan: rank {self.rank} resumes {len(loaded)} of '
+                                   f'{n_mine} volumes from {records.dir}')
+        keys_loaded = {p.volume.key for p in loaded}
+        # only the volumes without a record are decoded and predicted
+        self.inputs = self.predictor.inputs([v for v in self.shard if v.key not in keys_loaded],
+                                            self.image_root, cache_volumes=1)
+        self.dataloader = self.predictor.dataloader(self.inputs, self.num_workers)
+        for pred in loaded:
+            n_trk += len(pred.tracklets)
+            bad_slices.extend(pred.bad_slices)
+            self.evaluator.process(data_samples=[self._result(pred)], data_batch=None)
+        n_todo = len(self.inputs)
         for i, item in enumerate(self.dataloader):
             pred = self.scan_item(item)
-            result = self._result(pred)
             self.num_decoded += pred.num_decoded
             self.num_slices += pred.num_slices
+            if pred.bad_slices:
+                bad_slices.extend(pred.bad_slices)
+                print_log(f'VolumeScan: {pred.volume.key}: {len(pred.bad_slices)} unreadable '
+                          f'slice(s) treated as missing, e.g. {pred.bad_slices[0][0]} '
+                          f'({pred.bad_slices[0][1]})', logger='current',
+                          level=logging.WARNING)
+            if pred.error is not None:
+                self.failed[pred.volume.key] = pred.error
+                print_log(f'VolumeScan: {pred.volume.key} not scanned: {pred.error}',
+                          logger='current', level=logging.WARNING)
+                continue  # no record: a rerun tries it again
+            if records is not None:
+                records.save(pred)
+            result = self._result(pred)
             n_trk += len(pred.tracklets)
             if self.show_dir and pred.num_slices:
                 self._show(pred.volume, result)
             self.evaluator.process(data_samples=[result], data_batch=None)
-            if self.rank == 0 and ((i + 1) % self.log_interval == 0 or i + 1 == n_mine):
+            if self.rank == 0 and ((i + 1) % self.log_interval == 0 or i + 1 == n_todo):
                 elapsed = time.time() - t0
-                eta = elapsed / (i + 1) * (n_mine - i - 1)
+                eta = elapsed / (i + 1) * (n_todo - i - 1)
                 runner.logger.info(
-                    f'VolumeScan [{i + 1}/{n_mine}] {result["volume_id"]}: '
+                    f'VolumeScan [{i + 1}/{n_todo}] {result["volume_id"]}: '
                     f'{result["num_slices"]} slices, {len(result["tracklets"])} tracklets; '
                     f'{self.num_slices / max(elapsed, 1e-9):.1f} slices/s, '
                     f'eta {timedelta(seconds=int(eta))}')
+        self.bad_slices = bad_slices
         if self.rank == 0:
             runner.logger.info(
-                f'VolumeScan: rank 0 scanned {n_mine} volumes, {self.num_slices} slices '
-                f'({self.num_decoded} PNG decodes), {n_trk} tracklets in '
-                f'{time.time() - t0:.1f} s')
+                f'VolumeScan: rank 0 scanned {n_todo} volumes ({len(loaded)} more resumed), '
+                f'{self.num_slices} slices ({self.num_decoded} PNG decodes), {n_trk} tracklets '
+                f'in {time.time() - t0:.1f} s')
+        self._report_problems(bad_slices)
         if n_mine == 0:
             print_log(f'VolumeScan: rank {self.rank} has no volume to scan '
                       f'({n_total} volumes over {self.world_size} ranks)', logger='current',

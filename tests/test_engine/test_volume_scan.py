@@ -11,57 +11,17 @@ import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.model import BaseModel
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
-from mmengine.structures import InstanceData
 
 import mmlesion  # noqa: F401
-from mmdet.registry import LOOPS, MODELS
-from mmdet.structures import DetDataSample
+from mmdet.registry import LOOPS
 from mmlesion.apis import split_test_pipeline
 from mmlesion.cli.eval_p3d import main as eval_p3d_main
 from mmlesion.datasets.transforms import LoadMultiSliceFromFile, PackLesionInputs, RescaleToSpacing
 from mmlesion.engine import VolumeScanTestLoop
 from mmlesion.evaluation.detection_io import load_lh_detections
 from mmlesion.utils.safe_pickle import load_pickle
-
-
-@MODELS.register_module(force=True)
-class OracleLesionDetector(BaseModel):
-    """Returns the generator's true lesion boxes of each slice (original frame, 0-based):
-    score 0.9 on a lesion's key slice, 0.6 on its other slices."""
-
-    def __init__(self, truth_file, data_preprocessor=None):
-        super().__init__(data_preprocessor=data_preprocessor)
-        self.dummy = torch.nn.Parameter(torch.zeros(1))  # DDP wraps only modules with params
-        with open(truth_file) as f:
-            truth = json.load(f)
-        self.boxes = {}
-        for vol in truth['volumes']:
-            for les in vol['lesions']:
-                for s in les['slices']:
-                    score = 0.9 if s['slice'] == les['key_slice'] else 0.6
-                    self.boxes.setdefault((vol['key'], s['slice']), []).append(s['box'] + [score])
-        self.seen = []
-
-    def forward(self, inputs, data_samples=None, mode='tensor'):
-        raise NotImplementedError('the oracle only predicts through test_step')
-
-    def test_step(self, data):
-        out = []
-        for inputs, sample in zip(data['inputs'], data['data_samples']):
-            meta = sample.metainfo
-            self.seen.append((meta['volume_id'], meta['slice_index'], tuple(inputs.shape),
-                              tuple(meta['scale_factor']), tuple(meta['ori_shape'])))
-            arr = np.array(self.boxes.get((meta['volume_id'], meta['slice_index']), []),
-                           dtype=np.float32).reshape(-1, 5)
-            result = DetDataSample(metainfo=meta)
-            result.pred_instances = InstanceData(
-                bboxes=torch.from_numpy(arr[:, :4]), scores=torch.from_numpy(arr[:, 4]),
-                labels=torch.zeros(len(arr), dtype=torch.long))
-            out.append(result)
-        return out
 
 
 def _num_pngs(root, keys):

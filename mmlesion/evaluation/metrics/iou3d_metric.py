@@ -7,7 +7,6 @@ import numpy as np
 from mmdet.registry import METRICS
 from mmlesion.evaluation.functional.froc import P3D_FP_POINTS, FROCResult
 from mmlesion.evaluation.functional.iou3d import evaluate_iou_3d, tracklet_boxes3d
-from mmlesion.structures.tracklet import Tracklet
 from mmlesion.structures.volume import AnnotationSet
 
 from .p3d_metric import VolumeFROCMetric
@@ -42,7 +41,7 @@ class IoU3DMetric(VolumeFROCMetric):
         return ann.boxes_3d
 
     def evaluate_detections(self, gt: Dict[str, np.ndarray],
-                            detections: Dict[str, List[Tracklet]]) -> FROCResult:
+                            detections: Dict[str, List[np.ndarray]]) -> FROCResult:
         boxes3d = tracklet_boxes3d(detections, z_convention='continuous')
         return evaluate_iou_3d(gt, boxes3d, iou_thr=self.iou_thr, fp_points=self.fp_points,
                                interp=self.interp, plus_one=False)

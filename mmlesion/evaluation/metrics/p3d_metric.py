@@ -29,7 +29,7 @@ from mmlesion.evaluation.annotation_set import load_annotation_set
 from mmlesion.evaluation.detection_io import save_lh_detections
 from mmlesion.evaluation.functional.froc import INTERP_MODES, P3D_FP_POINTS, FROCResult
 from mmlesion.evaluation.functional.p3d import evaluate_p3d
-from mmlesion.structures.tracklet import Tracklet, as_tracklets
+from mmlesion.structures.tracklet import as_tracklets
 from mmlesion.structures.volume import AnnotationSet
 from mmlesion.structures.volume_key import normalize_key
 
@@ -136,7 +136,8 @@ class VolumeFROCMetric(BaseMetric):
 
     # ------------------------------------------------------------------ BaseMetric API
     def process(self, data_batch: Any, data_samples: Sequence[dict]) -> None:
-        """Store one entry per volume: key, :class:`Tracklet` list, carried GT."""
+        """Store one entry per volume: key, its tracklets as one ``(B, 6)`` array
+        ``[z, x1, y1, x2, y2, score]`` with their lengths, carried GT."""
         for sample in data_samples:
             if 'volume_id' not in sample or 'tracklets' not in sample:
                 raise KeyError(
@@ -144,26 +145,32 @@ class VolumeFROCMetric(BaseMetric):
                     f'"tracklets" (use test_cfg=dict(type="VolumeScanTestLoop")); got keys '
                     f'{sorted(sample)}')
             vid = normalize_key(sample['volume_id'])
+            trks = as_tracklets(sample['tracklets'], f'volume {vid!r}')
+            # one array per volume, not an object per tracklet: a scan of thousands of volumes
+            # keeps its memory flat
             entry = dict(volume_id=vid,
-                         tracklets=as_tracklets(sample['tracklets'], f'volume {vid!r}'))
+                         boxes=np.concatenate([t.to_array() for t in trks]) if trks
+                         else np.zeros((0, 6)),
+                         lengths=np.array([len(t) for t in trks], dtype=np.int64))
             for key in ('gt_boxes_2d', 'gt_boxes_3d'):
                 if sample.get(key) is not None:
                     entry[key] = np.asarray(sample[key], dtype=np.float64)
             self.results.append(entry)
 
     def evaluate_detections(self, gt: Dict[str, np.ndarray],
-                            detections: Dict[str, List[Tracklet]]) -> FROCResult:
+                            detections: Dict[str, List[np.ndarray]]) -> FROCResult:
         raise NotImplementedError
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
-        detections: Dict[str, List[Tracklet]] = {}
+        detections: Dict[str, List[np.ndarray]] = {}
         duplicates = []
         unique = []
         for r in results:
             if r['volume_id'] in detections:
                 duplicates.append(r['volume_id'])
                 continue
-            detections[r['volume_id']] = r['tracklets']
+            detections[r['volume_id']] = np.split(r['boxes'], np.cumsum(r['lengths'])[:-1]) \
+                if len(r['lengths']) else []
             unique.append(r)
         if duplicates:
             print_log(f'{type(self).__name__}: {len(duplicates)} volume(s) were scanned twice '
@@ -196,7 +203,7 @@ class VolumeFROCMetric(BaseMetric):
         self._write_outputs(detections, result)
         return result.summary()
 
-    def _write_outputs(self, detections: Dict[str, List[Tracklet]], result: FROCResult):
+    def _write_outputs(self, detections: Dict[str, List[np.ndarray]], result: FROCResult):
         if self.det_out:
             save_lh_detections(detections, self.det_out)
             print_log(f'wrote {len(detections)} volumes of tracklets (Lesion Harvester format: '
