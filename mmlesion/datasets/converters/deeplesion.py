@@ -243,6 +243,8 @@ def convert_deeplesion(data_root: Optional[str],
                        keep_noisy: bool = True,
                        check_images: bool = True,
                        skip_invalid: bool = False,
+                       decode_images: bool = False,
+                       workers: int = 2,
                        log=print) -> dict:
     """Convert ``DL_info.csv`` to ``OUT/{train,val,test}.json`` and ``OUT/summary.json``.
 
@@ -256,6 +258,11 @@ def convert_deeplesion(data_root: Optional[str],
         check_images: list the series folders to find missing slices.  An absent image folder
             is reported loudly, not fatal: the annotations are still written.
         skip_invalid: skip and report malformed rows instead of raising :class:`DLInfoError`.
+        decode_images: decode every key slice and the neighbours its 9-slice window uses
+            (:func:`mmlesion.datasets.image_check.check_images`, ``workers`` processes) and list
+            the unreadable files in the summary (``unreadable_images``), so that training does
+            not meet them hours in.
+        workers: processes decoding images.
         log: where the human-readable summary goes.
 
     Returns:
@@ -285,6 +292,12 @@ def convert_deeplesion(data_root: Optional[str],
     outputs, summary = build_coco(table, image_dir=image_dir, slices_found=slices_found,
                                   keep_noisy=keep_noisy, skip_invalid=skip_invalid)
     summary['image_dir_missing'] = image_dir_missing
+    if decode_images and not image_dir_missing:
+        from mmlesion.datasets.image_check import check_images
+        images = [im for split in SPLITS for im in outputs[split]['images']]
+        checked = check_images(images, image_dir, workers=workers, progress=log is not None)
+        summary['images_decoded'] = checked['checked']
+        summary['unreadable_images'] = [list(b) for b in checked['unreadable']]
     os.makedirs(out_dir, exist_ok=True)
     # json.dumps (C encoder) rather than json.dump to a file (pure-Python chunked encoder): 4x
     # faster on the full CSV.  allow_nan=False: NaN intervals must have become null, never NaN.
@@ -294,6 +307,14 @@ def convert_deeplesion(data_root: Optional[str],
     atomic_write_text(os.path.join(out_dir, 'summary.json'), json.dumps(summary, indent=1))
     if log is not None:
         log(format_summary(summary))
+        bad = summary.get('unreadable_images') or []
+        if 'images_decoded' in summary:
+            log(f'decoded {summary["images_decoded"]} slice PNGs (key slices and their window '
+                f'neighbours): {len(bad)} unreadable')
+        for path, reason in bad[:50]:
+            log(f'  unreadable: {path}: {reason}')
+        if len(bad) > 50:
+            log(f'  ... and {len(bad) - 50} more (summary.json lists them all)')
         log(f'wrote {", ".join(s + ".json" for s in SPLITS)} and summary.json to {out_dir} '
             f'in {time.time() - t0:.2f} s')
     return summary
@@ -369,6 +390,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                        help='leave Possibly_noisy rows out of the JSON (reported as skipped)')
     p.add_argument('--no-image-check', action='store_true',
                    help='do not list the image folder (no missing-slice report)')
+    p.add_argument('--check-images', action='store_true',
+                   help='decode every key slice and the neighbours its 9-slice window uses and '
+                   'list unreadable PNGs (exit status 1 if any), before any training meets them')
+    p.add_argument('--workers', type=int, default=2,
+                   help='processes decoding PNGs for --check-images (default 2)')
     p.add_argument('--skip-invalid', action='store_true',
                    help='skip malformed rows and report them instead of stopping at the first')
     args = p.parse_args(argv)
@@ -380,14 +406,20 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
-        convert_deeplesion(args.data_root, args.out_dir, csv_path=args.csv,
-                           image_dir=args.image_dir, keep_noisy=args.keep_noisy,
-                           check_images=not args.no_image_check,
-                           skip_invalid=args.skip_invalid)
+        summary = convert_deeplesion(args.data_root, args.out_dir, csv_path=args.csv,
+                                     image_dir=args.image_dir, keep_noisy=args.keep_noisy,
+                                     check_images=not args.no_image_check,
+                                     skip_invalid=args.skip_invalid,
+                                     decode_images=args.check_images, workers=args.workers)
     except (DLInfoError, FileNotFoundError) as e:
         hint = '' if args.skip_invalid or not isinstance(e, DLInfoError) or e.row is None \
             else ' (use --skip-invalid to skip and report malformed rows)'
         print(f'error: {e}{hint}', file=sys.stderr)
+        return 1
+    if summary.get('unreadable_images'):
+        print(f'error: {len(summary["unreadable_images"])} unreadable slice PNG(s), listed above '
+              'and in summary.json; replace them (or delete them: a missing slice is handled) '
+              'before training', file=sys.stderr)
         return 1
     return 0
 
