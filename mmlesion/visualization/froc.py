@@ -6,7 +6,7 @@ import numpy as np
 
 from mmlesion.utils import atomic_write_bytes
 
-__all__ = ['froc_plot_data', 'plot_froc']
+__all__ = ['froc_plot_data', 'plot_froc', 'plot_pr']
 
 
 def froc_plot_data(result: Any) -> Dict[str, Any]:
@@ -87,6 +87,45 @@ def plot_froc(curves: Mapping[str, Any], path: str, title: str = 'FROC',
     ax.set_title(title)
     ax.grid(alpha=0.3, which='both')
     ax.legend(fontsize=8, loc='lower right')
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format='png')
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def plot_pr(curves: Mapping[str, Any], path: str, title: str = 'precision-recall',
+            dpi: int = 120) -> None:
+    """Precision against recall of one or more ranked results, written as a PNG atomically.
+
+    Args:
+        curves: ``{label: FROCResult}`` (its per-rank ``recall`` and ``precision``); the legend
+            shows ``label (AP ...)``.
+        path: output PNG.
+        title: figure title.
+        dpi: resolution.
+    """
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    if not curves:
+        raise ValueError('plot_pr needs at least one curve')
+    fig, ax = plt.subplots(figsize=(5.0, 4.2), dpi=dpi)
+    for label, r in curves.items():
+        if not hasattr(r, 'precision'):
+            raise TypeError(f'plot_pr: {label!r} is not a FROCResult')
+        recall = np.concatenate([[0.0], np.asarray(r.recall, dtype=np.float64)])
+        precision = np.asarray(r.precision, dtype=np.float64)
+        precision = np.concatenate([[precision[0] if precision.size else 1.0], precision])
+        ax.step(recall, precision, where='post', lw=1.4, label=f'{label} (AP {r.ap:.3f})')
+    ax.set_xlim(0.0, 1.0)
+    ax.set_ylim(0.0, 1.02)
+    ax.set_xlabel('recall (sensitivity)')
+    ax.set_ylabel('precision')
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc='lower left')
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format='png')

@@ -199,3 +199,84 @@ def test_by_needs_truth_of_the_same_dataset(synthetic_converted, tmp_path, capsy
     assert e.value.code == 1
     err = capsys.readouterr().err
     assert 'has no lesion with key slice' in err and str(other) in err
+
+
+def _attributed_coco(tmp_path):
+    """The case's JSON with lesion type and RECIST diameters (0.7 mm/px): long axes 7, 14, 35
+    and 21 mm; types lung, liver, lung, unknown.  The tracklets hit all but the last."""
+    coco = case.make_coco()
+    attrs = {1: (5, [10, 5]), 2: (4, [20, 10]), 4: (5, [50, 20]), 5: (-1, [30, 10])}
+    for a in coco['annotations']:
+        if a['id'] in attrs:
+            a['lesion_type'], a['diameters_px'] = attrs[a['id']]
+    path = tmp_path / 'attributed.json'
+    path.write_text(json.dumps(coco))
+    return str(path)
+
+
+def test_by_size_and_lesion_type_from_the_annotation_json(inputs, tmp_path, capsys):
+    ann = _attributed_coco(tmp_path)
+    summary = main(['--ann', ann, '--det', inputs['det'], '--by', 'size'])
+    got = {k: (v['n_gt'], v['n_hit']) for k, v in summary['strata'].items()}
+    assert got == {'<10mm': (1, 1), '10-30mm': (2, 1), '>=30mm': (1, 1)}
+    summary = main(['--ann', ann, '--det', inputs['det'], '--by', 'lesion_type'])
+    got = {k: (v['n_gt'], v['n_hit']) for k, v in summary['strata'].items()}
+    assert got == {'lung': (2, 2), 'liver': (1, 1), 'unknown': (1, 0)}
+    assert 'P3D by lesion_type' in capsys.readouterr().out
+    # an unknown field names the ones that exist; a vector field is refused, never a crash
+    for field, words in (('organ', ['fields that exist', 'size', 'lesion_type', 'source']),
+                         ('diameters_px', ['vectors', '--by size'])):
+        with pytest.raises(SystemExit) as e:
+            main(['--ann', ann, '--det', inputs['det'], '--by', field])
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and all(w in err for w in words), err
+    # a release pickle has boxes only: said, with what to give instead
+    with pytest.raises(SystemExit) as e:
+        main(['--ann', inputs['lh'], '--det', inputs['det'], '--by', 'size'])
+    assert e.value.code == 2 and 'boxes only' in capsys.readouterr().err
+
+
+def test_vector_truth_field_is_refused_and_size_binned(synthetic_converted, tmp_path, capsys):
+    ann_file, _, tracklets, _, _ = _truth_case(synthetic_converted)
+    det = tmp_path / 'det.pkl'
+    save_lh_detections(tracklets, det)
+    truth = str(synthetic_converted / 'ground_truth' / 'truth.json')
+    with pytest.raises(SystemExit) as e:
+        main(['--ann', ann_file, '--det', str(det), '--truth', truth, '--by', 'diameters_mm'])
+    assert e.value.code == 2 and '--by size' in capsys.readouterr().err
+    summary = main(['--ann', ann_file, '--det', str(det), '--truth', truth, '--by', 'size'])
+    assert set(summary['strata']) <= {'<10mm', '10-30mm', '>=30mm'}
+    assert sum(v['n_gt'] for v in summary['strata'].values()) == summary['n_gt']
+
+
+def test_several_detectors_one_table_and_plots(inputs, tmp_path, capsys):
+    other = tmp_path / 'other.pkl'
+    save_lh_detections({case.A: case.TRACKLETS[case.A]}, other)
+    froc, pr, out = tmp_path / 'froc.png', tmp_path / 'pr.png', tmp_path / 'all.json'
+    summary = main(['--ann', inputs['coco'], '--det', f'mine={inputs["det"]}', f'a_only={other}',
+                    '--plot', str(froc), '--pr-plot', str(pr), '--json-out', str(out)])
+    printed = capsys.readouterr().out
+    assert set(summary['detectors']) == {'mine', 'a_only'}
+    assert summary['detectors']['mine']['ap'] == pytest.approx(17 / 30)
+    assert 'mean = mean sensitivity at 0.125, 0.25, 0.5, 1, 2, 4, 8, 16' in printed
+    mine = summary['detectors']['mine']
+    assert mine['mean_sensitivity'] == pytest.approx(np.mean(mine['sensitivity']))
+    assert f'{mine["mean_sensitivity"]:.4f}' in printed and '| a_only' in printed
+    for png in (froc, pr):
+        assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    assert json.loads(out.read_text())['detectors']['a_only']['n_detections'] == 3
+
+
+def test_mostly_foreign_volumes_are_an_error_before_any_table(inputs, tmp_path, capsys):
+    foreign = tmp_path / 'foreign.pkl'
+    tracklets = {f'9000{i:02d}' + case.A[6:]: case.TRACKLETS[case.A] for i in range(3)}
+    tracklets[case.B] = case.TRACKLETS[case.B]
+    save_lh_detections(tracklets, foreign)
+    with pytest.raises(SystemExit) as e:
+        main(['--ann', inputs['coco'], '--det', str(foreign)])
+    out = capsys.readouterr()
+    assert e.value.code == 1 and 'P3D' not in out.out
+    assert '9 of 10 tracklets' in out.err and '900000' + case.A[6:] in out.err
+    assert case.A in out.err  # examples of both key sets
+    summary = main(['--ann', inputs['coco'], '--det', str(foreign), '--allow-partial'])
+    assert summary['n_detections'] == 1 and summary['n_ignored_detections'] == 9

@@ -18,7 +18,8 @@ import numpy as np
 from .froc import FROCResult, interp_sensitivity
 
 __all__ = ['StratumSensitivity', 'sensitivity_by_stratum', 'size_strata', 'box_long_side',
-           'align_gt_values', 'DEFAULT_SIZE_EDGES_MM', 'LESION_TYPES']
+           'align_gt_values', 'DEFAULT_SIZE_EDGES_MM', 'LESION_TYPES', 'strata_from_records',
+           'lesion_fields', 'SIZE_FIELD', 'TYPE_FIELD']
 
 DEFAULT_SIZE_EDGES_MM = (10.0, 30.0)
 # DeepLesion Coarse_lesion_type codes (-1: unknown, the training split)
@@ -161,3 +162,68 @@ def align_gt_values(result: FROCResult, values: Mapping[Any, Sequence[Any]],
                              'ground truths')
         out[g] = vals[idx]
     return out
+
+
+# --------------------------------------------------------------- strata from lesion records
+SIZE_FIELD = 'size'  # RECIST long axis in mm, binned at DEFAULT_SIZE_EDGES_MM (3DCE / MULAN)
+TYPE_FIELD = 'lesion_type'  # DL_info's Coarse_lesion_type, by name
+DERIVED_FIELDS = (SIZE_FIELD, TYPE_FIELD)
+# a numeric field with more distinct values than this is binned at its quartiles
+MAX_CATEGORIES = 12
+
+
+def lesion_fields(records: Sequence[Mapping]) -> list:
+    """Fields ``--by`` can use on these lesion records: the derived ones, then every key that
+    holds a scalar (or None) in some record."""
+    keys = set()
+    for rec in records:
+        keys.update(k for k, v in rec.items()
+                    if v is None or isinstance(v, (str, bool, int, float, np.generic)))
+    keys.discard('long_axis_mm')
+    return list(DERIVED_FIELDS) + sorted(keys - set(DERIVED_FIELDS))
+
+
+def _numeric(values: Sequence[Any]) -> bool:
+    return all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+               for v in values if v is not None)
+
+
+def strata_from_records(records: Sequence[Mapping], field: str, where: str = 'the lesions'
+                        ) -> np.ndarray:
+    """One stratum label per lesion record for ``--by field``.
+
+    ``size``: the RECIST long axis in mm (``long_axis_mm`` of the record) binned ``<10mm``,
+    ``10-30mm``, ``>=30mm`` (3DCE / MULAN), ``unknown`` without one.  ``lesion_type``: DL_info's
+    coarse type code as a name (:data:`LESION_TYPES`).  Any other field: its values; a numeric
+    field with more than :data:`MAX_CATEGORIES` distinct values is binned at its quartiles.
+
+    Raises:
+        ValueError: the field is in no record (the message lists the fields that exist), or it
+            holds lists / objects (a vector cannot label a stratum).
+    """
+    if field == SIZE_FIELD:
+        sizes = [rec.get('long_axis_mm') for rec in records]
+        sizes = [np.nan if s is None else float(s) for s in sizes]
+        return size_strata(sizes)
+    if field == TYPE_FIELD:
+        return np.array([LESION_TYPES.get(rec.get(TYPE_FIELD), 'unknown')
+                         if rec.get(TYPE_FIELD) is not None else 'unknown'
+                         for rec in records], dtype=object)
+    if not any(field in rec for rec in records):
+        raise ValueError(f'no field {field!r} in {where}; fields that exist: '
+                         f'{", ".join(lesion_fields(records))}')
+    values = [rec.get(field) for rec in records]
+    vector = next((v for v in values if isinstance(v, (list, tuple, dict, np.ndarray))), None)
+    if vector is not None:
+        hint = (' (for the lesion size give --by size: the RECIST long axis in mm, binned '
+                '<10 / 10-30 / >=30 mm)') if 'diameter' in field or 'radii' in field else ''
+        raise ValueError(f'field {field!r} holds vectors, e.g. {vector!r}: a stratum needs one '
+                         f'value per lesion{hint}')
+    present = [v for v in values if v is not None]
+    if _numeric(present) and len(set(present)) > MAX_CATEGORIES:
+        edges = np.unique(np.quantile(np.asarray(present, dtype=np.float64), [0.25, 0.5, 0.75]))
+        return size_strata([np.nan if v is None else float(v) for v in values], edges, unit='')
+    labels = ['n/a' if v is None else v for v in values]
+    if len({type(v) for v in labels}) > 1:  # e.g. True / False / 'n/a': sortable as text
+        labels = [str(v) for v in labels]
+    return np.array(labels, dtype=object)
