@@ -17,6 +17,20 @@ def find_shared_data():
     return None
 
 
+@pytest.fixture(scope='session', autouse=True)
+def private_cache_dir(tmp_path_factory):
+    """Tests record checkpoints (and anything else cached) in a temporary cache folder, never in
+    the user's ``~/.cache/mmlesion`` (subprocesses inherit it)."""
+    path = tmp_path_factory.mktemp('mmlesion_cache')
+    saved = os.environ.get('MMLESION_CACHE_DIR')
+    os.environ['MMLESION_CACHE_DIR'] = str(path)
+    yield path
+    if saved is None:
+        os.environ.pop('MMLESION_CACHE_DIR', None)
+    else:
+        os.environ['MMLESION_CACHE_DIR'] = saved
+
+
 @pytest.fixture(scope='session')
 def shared_data_dir():
     path = find_shared_data()

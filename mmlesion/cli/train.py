@@ -92,6 +92,10 @@ def _run(args: argparse.Namespace):
     # checkpoints in the run's own work dir were written by this code: resume may unpickle them
     os.makedirs(cfg.work_dir, exist_ok=True)
     trust_checkpoint_dir(cfg.work_dir)
+    # and the checkpoints it saves are recognised as one's own wherever they are moved
+    hooks = list(cfg.get('custom_hooks') or [])
+    if not any(h.get('type') == 'RecordOwnCheckpointsHook' for h in hooks):
+        cfg.custom_hooks = hooks + [dict(type='RecordOwnCheckpointsHook')]
     if args.trust_checkpoint and cfg.get('load_from'):
         trust_checkpoint_dir(cfg.load_from)
     prepare_distributed(cfg, args.launcher)

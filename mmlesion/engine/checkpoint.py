@@ -7,6 +7,9 @@ defeat weights-only loading, so mmlesion trusts by *origin* instead:
 
 * a checkpoint inside a trusted directory (the run's own ``work_dir``, which this code wrote, or a
   directory the user names with ``--trust-checkpoint``) is fully unpickled;
+* so is a checkpoint this installation saved, wherever it lies now: training records each saved
+  file's SHA-256 in a per-user record (:class:`OwnCheckpoints`), and a file whose bytes still
+  hash to a recorded value is one's own (one changed byte, and it is foreign again);
 * anything else (a downloaded file, a torchvision state dict) is loaded weights-only; if that fails
   the error says how to proceed instead of executing the file's pickled code.
 
@@ -34,9 +37,12 @@ mmengine gives a checkpoint loader no context: ``Runner.load_checkpoint`` / ``re
   restores the previous list on exit.
 """
 import contextlib
+import hashlib
+import json
 import os
 import os.path as osp
 import pickle
+import time
 from typing import Iterator, List
 
 import torch
@@ -102,12 +108,71 @@ class UntrustedCheckpointError(RuntimeError):
     """A checkpoint outside the trusted directories holds more than weights."""
 
 
+def file_sha256(path: str, chunk: int = 1 << 22) -> str:
+    """SHA-256 of a file's bytes (hex)."""
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(chunk), b''):
+            h.update(block)
+    return h.hexdigest()
+
+
+class OwnCheckpoints:
+    """The per-user record of checkpoints this installation wrote, by content hash.
+
+    Training through ``tools/train.py`` records the SHA-256 of every checkpoint it saves
+    (:class:`~mmlesion.engine.own_checkpoints_hook.RecordOwnCheckpointsHook`) in
+    ``<cache>/own_checkpoints.json`` (:func:`mmlesion.utils.locations.cache_dir`;
+    ``$MMLESION_CACHE_DIR`` moves it).  A file whose bytes hash to a recorded value is one's own
+    training output wherever it now lies, so it is fully unpickled without
+    ``--trust-checkpoint``; changing one byte of it changes the hash, and it is treated as
+    foreign again.  The record file's location is read at each call, so an environment change
+    takes effect at once.
+    """
+
+    FILE_NAME = 'own_checkpoints.json'
+
+    @property
+    def path(self) -> str:
+        from mmlesion.utils.locations import cache_dir
+        return osp.join(cache_dir(), self.FILE_NAME)
+
+    def _load(self) -> dict:
+        try:
+            with open(self.path, encoding='utf-8') as f:
+                data = json.load(f)
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def record(self, filename: str) -> str:
+        """Record ``filename``'s content hash (atomic rewrite of the record); returns it."""
+        from mmlesion.utils.fileio import atomic_dump_json
+        digest = file_sha256(filename)
+        data = self._load()
+        data[digest] = dict(path=osp.realpath(filename), size=osp.getsize(filename),
+                            recorded=time.strftime('%Y-%m-%dT%H:%M:%S'))
+        os.makedirs(osp.dirname(self.path), exist_ok=True)
+        atomic_dump_json(data, self.path, indent=1)
+        return digest
+
+    def contains(self, filename: str) -> bool:
+        """Whether ``filename``'s bytes are those of a recorded checkpoint."""
+        data = self._load()
+        return bool(data) and file_sha256(filename) in data
+
+
+# Process-wide like TRUSTED_DIRS (the argument-less loader must reach it); its state is the
+# record file, read at each call.
+OWN_CHECKPOINTS = OwnCheckpoints()
+
+
 def load_local_checkpoint(filename: str, map_location=None):
     """mmengine loader for local files: full unpickling only for trusted directories."""
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'{filename} can not be found.')
-    if is_trusted(filename):
+    if is_trusted(filename) or OWN_CHECKPOINTS.contains(filename):
         return torch.load(filename, map_location=map_location, weights_only=False)
     try:
         return torch.load(filename, map_location=map_location, weights_only=True)
@@ -118,9 +183,10 @@ def load_local_checkpoint(filename: str, map_location=None):
                           lines[0] if lines else repr(err))
         raise UntrustedCheckpointError(
             f'{filename}: weights-only loading refused it ({first_line}). The file holds pickled '
-            'objects besides tensors (an mmengine training checkpoint does) and is outside the '
-            f'trusted directories {trusted_dirs()}. If you trust it (you trained it), pass '
-            '--trust-checkpoint to the tool, or strip it to weights with '
+            'objects besides tensors (an mmengine training checkpoint does), is outside the '
+            f'trusted directories {trusted_dirs()} and is not a checkpoint this installation '
+            f'saved ({OWN_CHECKPOINTS.path} has no record of its content, or it changed since). '
+            'If you trust it, pass --trust-checkpoint to the tool, or strip it to weights with '
             'tools/publish_checkpoint.py.') from err
 
 

@@ -123,6 +123,13 @@ def test_seeded_training_is_reproducible(synthetic_converted, tmp_path):
     assert states[0].keys() == states[1].keys()
     for key in states[0]:
         assert torch.equal(states[0][key], states[1][key]), key
+    # the checkpoints the training saved are recorded as one's own: they load from elsewhere
+    from mmlesion.engine import OWN_CHECKPOINTS, load_local_checkpoint
+    saved = tmp_path / 'a' / 'epoch_2.pth'
+    assert OWN_CHECKPOINTS.contains(str(saved))
+    moved = tmp_path / 'moved.pth'
+    moved.write_bytes(saved.read_bytes())
+    assert 'message_hub' in load_local_checkpoint(str(moved))
     # and the seed matters: another one trains another model
     runner = train_main([CONFIG, '--work-dir', str(tmp_path / 'c'), '--cfg-options', *opts,
                          'randomness.seed=1'])
