@@ -78,6 +78,14 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     part.add_argument('--volumes', nargs='+', metavar='KEY',
                       help='p3d/iou3d: scan only these volumes, e.g. 000001_01_01_103-115 (sets '
                       'test_cfg.volumes)')
+    parser.add_argument('--strict', action='store_true',
+                        help='volume scan: stop at the first unreadable slice or missing series '
+                        'folder (default: treat an unreadable slice as missing, skip a volume '
+                        'that cannot be read, and name them all in a summary)')
+    parser.add_argument('--no-resume', action='store_true',
+                        help='volume scan: rescan every volume (default: volumes finished by an '
+                        'earlier run with the same checkpoint and settings are loaded from '
+                        'WORK_DIR/volume_scan/)')
     parser.add_argument('--verbose', action='store_true',
                         help='print the environment and the config dump on the console too '
                         '(default: only in the work dir\'s log file)')
@@ -257,6 +265,11 @@ def build_test_config(args: argparse.Namespace) -> Config:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = args.checkpoint
     _apply_cli(cfg, args)
+    if (cfg.get('test_cfg') or {}).get('type') == 'VolumeScanTestLoop':
+        if getattr(args, 'strict', False):
+            cfg.test_cfg.strict = True
+        if getattr(args, 'no_resume', False):
+            cfg.test_cfg.resume = False
     return cfg
 
 

@@ -113,6 +113,10 @@ def test_eval_switch_keeps_settings_and_applies_cli(tiny_setup, tmp_path):
     assert all(m.interp == 'clamp' and m.ann_file is None for m in cfg.test_evaluator)
     assert cfg.test_evaluator[0].det_out == str(tmp_path / 'd.pkl')
     assert cfg.load_from == s['ckpt']
+    assert cfg.test_cfg.get('strict') is None and cfg.test_cfg.get('resume') is None
+    cfg = build_test_config(parse_args([s['cfg'], s['ckpt'], '--eval', 'p3d', '--strict',
+                                        '--no-resume']))
+    assert cfg.test_cfg.strict is True and cfg.test_cfg.resume is False
     with pytest.raises(SystemExit):
         parse_args([s['cfg'], s['ckpt'], '--eval', 'p3d', 'recist2d'])
     with pytest.raises(SystemExit):
