@@ -289,3 +289,16 @@ def test_two_cpu_ranks_scan_like_one(tiny_setup, p3d_single, tmp_path):
             assert [z for z, _ in t1] == [z for z, _ in t2]
             np.testing.assert_allclose([b for _, b in t1], [b for _, b in t2], atol=1e-5)
     assert not any(n.startswith('.collect') for n in os.listdir(two))
+
+    # distributed resume: with one finished volume lost (as by a kill), a rerun of the two ranks
+    # scans that volume alone and writes the same detections
+    records = [os.path.join(d, f) for d, _, fs in os.walk(two / 'volume_scan') for f in fs]
+    assert len(records) == 3
+    os.remove(sorted(records)[1])
+    again = subprocess.run(
+        ['tools/dist_test.sh', s['cfg'], s['ckpt'], '2', '--eval', 'p3d', '--ann',
+         s['ann'], '--out', str(two / 'det2.pkl'), '--work-dir', str(two), *P3D_OPTIONS,
+         'log_level=INFO'], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-5000:]
+    assert 'resumes 2 of 2 volumes' in again.stdout + again.stderr  # rank 0: both finished
+    assert (two / 'det2.pkl').read_bytes() == (two / 'det.pkl').read_bytes()
