@@ -13,8 +13,16 @@ import pytest
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CLI = osp.join(REPO, 'mmlesion', 'cli')
+
+
+def _is_program(path):
+    """A module with a command line (``def main``); helpers such as cli/errors.py have none."""
+    with open(path) as f:
+        return '\ndef main(' in f.read()
+
+
 MODULES = sorted('mmlesion.cli.' + f[:-3] for f in os.listdir(CLI)
-                 if f.endswith('.py') and f != '__init__.py')
+                 if f.endswith('.py') and f != '__init__.py' and _is_program(osp.join(CLI, f)))
 MODULES += ['mmlesion.datasets.converters.deeplesion',
             'mmlesion.datasets.converters.annotation_release']
 SCRIPTS = ['tools/publish_checkpoint.py']
