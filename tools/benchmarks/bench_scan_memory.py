@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import os.path as osp
+import shutil
 import signal
 import subprocess
 import sys
@@ -57,6 +58,9 @@ def parse_args(argv=None):
     p.add_argument('--image-size', type=int, default=96, help='nominal slice size of the data, px')
     p.add_argument('--work-dir', default='work_dirs/bench_scan_memory',
                    help='data, configs and scan records go here')
+    p.add_argument('--kill-only', action='store_true',
+                   help='only the kill -9 measurement (an uninterrupted scan of the larger set '
+                   'and the killed + resumed one, back to back under the same load)')
     return p.parse_args(argv)
 
 
@@ -115,21 +119,24 @@ def main(argv=None):
     args = parse_args(argv)
     os.makedirs(args.work_dir, exist_ok=True)
     rows = []
-    for n in (args.volumes, 4 * args.volumes):
+    for n in ((4 * args.volumes, ) if args.kill_only else (args.volumes, 4 * args.volumes)):
         root = _data(osp.abspath(osp.join(args.work_dir, f'data_{n}')), n, args.image_size)
         run = osp.abspath(osp.join(args.work_dir, f'scan_{n}'))
         rows.append((n, _scan(_config(root, run, resume=False), run + '.json')))
-    small, large = rows[0][1], rows[1][1]
+    large = rows[-1][1]
     print(f'{"generated":>9} {"scanned":>7} {"slices":>7} {"seconds":>8} {"peak RSS MB":>12}')
     for n, r in rows:
         print(f'{n:>9} {r["volumes"]:>7} {r["slices"]:>7} {r["seconds"]:>8.1f} '
               f'{r["peak_rss_mb"]:>12.1f}')
-    print(f'peak RSS ratio {large["peak_rss_mb"] / small["peak_rss_mb"]:.3f} for '
-          f'{large["volumes"] / small["volumes"]:.2f}x the volumes')
+    if len(rows) == 2:
+        small = rows[0][1]
+        print(f'peak RSS ratio {large["peak_rss_mb"] / small["peak_rss_mb"]:.3f} for '
+              f'{large["volumes"] / small["volumes"]:.2f}x the volumes')
 
     # a kill -9 at half of the larger scan, then the resumed rerun
     root = osp.abspath(osp.join(args.work_dir, f'data_{4 * args.volumes}'))
     run = osp.abspath(osp.join(args.work_dir, 'scan_killed'))
+    shutil.rmtree(run, ignore_errors=True)  # records of an earlier measurement
     cfg = _config(root, run)
     half = large['volumes'] // 2
     killed = _scan(cfg, run + '.json', kill_after=half)
