@@ -46,7 +46,8 @@ CONFIGS = {
         dict(type='LPCMetric'),
     ],
     'HOOKS': [dict(type='KeySliceOverlayHook', out_dir='unused'),
-              dict(type='MemoryFormatHook', memory_format='channels_last')],
+              dict(type='MemoryFormatHook', memory_format='channels_last'),
+              dict(type='RecordOwnCheckpointsHook')],
 }
 # needs a runner: built and run end to end in tests/test_engine/test_volume_scan.py; needs files:
 # ProposalPatchDataset is built from config dicts in tests/test_datasets/test_lpc_dataset.py
