@@ -127,3 +127,14 @@ def complete_gt_pickle(synthetic_converted, tmp_path):
     path = tmp_path / 'Revised-All.pkl'
     atomic_dump_pickle(merged, path, protocol=2)
     return str(path), sorted(k[:-len('.annot')] for k in merged)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny models: one intra-op thread (two spin-wait for each other on a busy shared CPU,
+    measured 20x slower) and the same numbers on any machine."""
+    import torch
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -1,11 +1,10 @@
 """Training curves from MMEngine's ``vis_data/scalars.json`` (one JSON object per logged step)."""
 import glob
-import io
 import json
 import os
 from typing import Dict, List, Sequence
 
-from mmlesion.utils import atomic_write_bytes
+from .figures import save_figure_png
 
 
 def read_scalars(work_dir: str) -> List[dict]:
@@ -39,9 +38,5 @@ def plot_loss_curves(records: Sequence[dict], out_png: str,
     ax.set_title(title)
     ax.grid(alpha=0.3, which='both')
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format='png')
-    plt.close(fig)
-    atomic_write_bytes(out_png, buf.getvalue())
+    save_figure_png(fig, out_png)
     return series

@@ -1,10 +1,9 @@
 """FROC plots (sensitivity against false positives per volume or image), written atomically."""
-import io
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from mmlesion.utils import atomic_write_bytes
+from .figures import save_figure_png
 
 __all__ = ['froc_plot_data', 'plot_froc', 'plot_pr']
 
@@ -87,11 +86,7 @@ def plot_froc(curves: Mapping[str, Any], path: str, title: str = 'FROC',
     ax.set_title(title)
     ax.grid(alpha=0.3, which='both')
     ax.legend(fontsize=8, loc='lower right')
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format='png')
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    save_figure_png(fig, path)
 
 
 def plot_pr(curves: Mapping[str, Any], path: str, title: str = 'precision-recall',
@@ -126,8 +121,4 @@ def plot_pr(curves: Mapping[str, Any], path: str, title: str = 'precision-recall
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc='lower left')
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format='png')
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    save_figure_png(fig, path)

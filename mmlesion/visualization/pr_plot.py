@@ -1,12 +1,12 @@
 """Precision-recall plots of lesion proposal scores (the layout of the paper's Fig. 5b), written
 atomically."""
-import io
 from typing import Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
 from mmlesion.evaluation.functional.pr_curves import PRCurve
-from mmlesion.utils import atomic_write_bytes
+
+from .figures import save_figure_png
 
 __all__ = ['plot_pr_curves']
 
@@ -54,8 +54,4 @@ def plot_pr_curves(curves: Mapping[str, PRCurve], path: str,
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc='lower left')
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format='png')
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    save_figure_png(fig, path)

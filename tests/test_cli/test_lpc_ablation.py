@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
@@ -29,14 +28,7 @@ TINY = {
 
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models: one intra-op thread (two spin-wait for each other on a busy shared CPU,
-    measured 20x slower) and the same numbers on any machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 def _tracklet(slices, key, score):
     z = [s['slice'] for s in slices]

@@ -20,14 +20,7 @@ PIPELINE = [
 
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models: one intra-op thread (two spin-wait for each other on a busy shared CPU,
-    measured 20x slower) and the same numbers on any machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 @pytest.fixture
 def tiny_detector_files(tmp_path, tiny_detector_cfg):
