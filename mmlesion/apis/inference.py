@@ -42,10 +42,9 @@ from mmengine.runner.checkpoint import load_checkpoint, load_state_dict
 from torch.utils.data import DataLoader, Dataset
 
 from mmdet.registry import MODELS, TRANSFORMS
-from mmlesion.datasets import slice_sampling as ss
 from mmlesion.datasets.converters.annotation_release import load_series_info
 from mmlesion.datasets.transforms.loading import LoadMultiSliceFromFile
-from mmlesion.datasets.volume_reader import VolumeReader
+from mmlesion.datasets.volume_reader import VolumeReader, volume_windows
 from mmlesion.stacking import stack_volume
 from mmlesion.structures.tracklet import Tracklet
 from mmlesion.structures.volume import VolumeInfo, volume_info_from_key
@@ -297,24 +296,12 @@ class VolumeScanInputs(Dataset):
     def __len__(self) -> int:
         return len(self.volumes)
 
-    def _array_windows(self, vol: ArrayVolume) -> Iterator[Tuple[int, np.ndarray]]:
-        ld = self.loader
-        info = vol.info()
-        slices = vol.slices()
-        offsets = ss.sample_positions(info.slice_interval, ld.num_slices, ld.slice_interval_mm)
-        for z in sorted(slices):
-            plan = ss.interpolation_plan(z, info.slice_range, slices, offsets)
-            stack = ss.blend_slices(plan, slices)
-            if ld.window_hu is not None:
-                stack = ss.apply_window(stack, ld.window_hu, ld.out_range)
-            yield z, stack
-
     def __getitem__(self, index: int) -> dict:
         vol = self.volumes[index]
         info = vol.info() if isinstance(vol, ArrayVolume) else vol
         decoded, bad = self.reader.num_decoded, len(self.reader.bad_slices)
         try:
-            slices, size = self._prepare(vol)
+            slices, size = self._prepare(vol, info)
             error = None
         except FileNotFoundError as e:
             if self.strict:
@@ -324,13 +311,14 @@ class VolumeScanInputs(Dataset):
                     num_decoded=self.reader.num_decoded - decoded,
                     bad_slices=list(self.reader.bad_slices[bad:]), error=error)
 
-    def _prepare(self, vol) -> tuple:
+    def _prepare(self, vol: Union[VolumeInfo, ArrayVolume], info: VolumeInfo) -> tuple:
         ld = self.loader
         if isinstance(vol, ArrayVolume):
-            windows = self._array_windows(vol)
-            info = vol.info()
+            windows = volume_windows(
+                vol.slices(), info.slice_range, info.slice_interval, num_slices=ld.num_slices,
+                window_hu=ld.window_hu, out_range=ld.out_range,
+                target_interval_mm=ld.slice_interval_mm)
         else:
-            info = vol
             windows = self.reader.iter_windows(
                 vol.series, vol.slice_range, vol.slice_interval, num_slices=ld.num_slices,
                 window_hu=ld.window_hu, out_range=ld.out_range,

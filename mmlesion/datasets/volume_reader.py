@@ -258,18 +258,49 @@ class VolumeReader:
         """
         first, last = _check_range(slice_range)
         volume = self.get_volume(series, (first, last), missing_slices)
-        offsets = ss.sample_positions(slice_interval_mm, num_slices, target_interval_mm)
         keys = sorted(volume) if slice_indices is None else [int(i) for i in slice_indices]
-        for key_index in keys:
-            if key_index not in volume:
-                raise FileNotFoundError(
-                    f'slice not found: {self.slice_path(series, key_index)} '
-                    f'(sub-volume {first}-{last})')
-            plan = ss.interpolation_plan(key_index, (first, last), volume, offsets)
-            stack = ss.blend_slices(plan, volume)
-            if window_hu is not None:
-                stack = ss.apply_window(stack, window_hu, out_range)
-            yield key_index, stack
+
+        def present(keys):
+            for key_index in keys:
+                if key_index not in volume:
+                    raise FileNotFoundError(
+                        f'slice not found: {self.slice_path(series, key_index)} '
+                        f'(sub-volume {first}-{last})')
+                yield key_index
+
+        yield from volume_windows(volume, (first, last), slice_interval_mm, num_slices,
+                                  window_hu, out_range, target_interval_mm, present(keys))
+
+
+def volume_windows(volume: Dict[int, np.ndarray],
+                   slice_range: Sequence[int],
+                   slice_interval_mm: Optional[float],
+                   num_slices: int = 9,
+                   window_hu: Optional[ss.WindowSpec] = ss.DEFAULT_WINDOW_HU,
+                   out_range: Tuple[float, float] = ss.DEFAULT_OUT_RANGE,
+                   target_interval_mm: float = ss.TARGET_INTERVAL_MM,
+                   key_indices: Optional[Iterable[int]] = None
+                   ) -> Iterator[Tuple[int, np.ndarray]]:
+    """The multi-slice windows of a decoded sub-volume, built from memory.
+
+    Args:
+        volume: ``{absolute index: HU H x W}``, the available slices (from
+            :meth:`VolumeReader.get_volume` or an in-memory CT).
+        slice_range: ``(first, last)`` absolute, inclusive.
+        key_indices: centre slices, in order (default: every slice of ``volume``, increasing).
+        Others: as in :meth:`VolumeReader.window`.
+
+    Yields:
+        ``(absolute slice index, H x W x num_slices float32)``.
+    """
+    first, last = _check_range(slice_range)
+    offsets = ss.sample_positions(slice_interval_mm, num_slices, target_interval_mm)
+    for key_index in (sorted(volume) if key_indices is None else key_indices):
+        plan = ss.interpolation_plan(key_index, (first, last), volume, offsets)
+        stack = ss.blend_slices(plan, volume)
+        if window_hu is not None:
+            stack = ss.apply_window(stack, window_hu, out_range)
+        yield key_index, stack
 
 
 def _check_range(slice_range: Sequence[int]) -> Tuple[int, int]:
