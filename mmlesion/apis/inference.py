@@ -180,7 +180,7 @@ def split_test_pipeline(pipeline: Sequence) -> tuple:
 
 # ---------------------------------------------------------------------------------- volumes
 def fill_spacing(volumes: Sequence[VolumeInfo], sources: Sequence[str],
-                 what: str = 'the annotation file') -> None:
+                 what: str = 'the annotation file', option: str = 'series_info') -> None:
     """Set pixel spacing and slice interval of the volumes that lack them, in place.
 
     Args:
@@ -188,6 +188,8 @@ def fill_spacing(volumes: Sequence[VolumeInfo], sources: Sequence[str],
         sources: ``DL_info.csv`` files, converted JSONs or folders holding either, tried in
             order until every volume has a spacing.
         what: names the volumes' origin in the error.
+        option: the setting the error tells the user to give (``series_info`` of
+            :func:`predict_volumes`; the loop's ``test_cfg.series_info``).
 
     Raises:
         ValueError: volumes remain without spacing (``RescaleToSpacing`` needs mm/px), naming
@@ -210,7 +212,7 @@ def fill_spacing(volumes: Sequence[VolumeInfo], sources: Sequence[str],
         raise ValueError(
             f'no pixel spacing for {len(lacking)} volume(s) of {what}, e.g. '
             f'{[v.key for v in lacking[:3]]}; looked in {list(sources) or "nothing"}. Give '
-            'series_info = DL_info.csv or a converted JSON covering their series '
+            f'{option} = DL_info.csv or a converted JSON covering their series '
             '(RescaleToSpacing needs mm/px)')
 
 

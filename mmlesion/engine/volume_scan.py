@@ -212,10 +212,9 @@ class VolumeScanTestLoop(BaseLoop):
         if self.data_root and osp.isfile(osp.join(self.data_root, 'DL_info.csv')):
             sources.append(osp.join(self.data_root, 'DL_info.csv'))
         try:
-            fill_spacing(volumes, sources, what=self.ann_file)
+            fill_spacing(volumes, sources, what=self.ann_file, option='test_cfg.series_info')
         except ValueError as e:
-            raise ValueError(f'VolumeScanTestLoop: {e}'.replace(
-                'Give series_info', 'Give test_cfg.series_info')) from None
+            raise ValueError(f'VolumeScanTestLoop: {e}') from None
 
     def _check_series_folders(self, volumes: List[VolumeInfo]) -> Dict[str, str]:
         """``{key: reason}`` of the volumes whose series folder is missing (strict: raise)."""
