@@ -18,7 +18,15 @@ lint: venv
 test: venv lint
 	$(PY) -m pytest tests -q -p no:cacheprovider $(PYTEST_ARGS)
 
+# The demo's real chest CTs (README, Set-up): when a local copy is known ($MMLESION_REAL_CT_SOURCE,
+# else ../shared/data/real_ct) and mmlesion does not find them yet, they are copied into
+# <cache>/real_ct first (SHA-256 checked).  Never downloaded here: without them the demo uses CT
+# phantoms and says how to fetch them (tools/fetch_real_ct.py).
+REAL_CT_SOURCE ?= $(or $(MMLESION_REAL_CT_SOURCE),$(wildcard ../shared/data/real_ct))
+
 demo: venv
+	@if [ -n "$(REAL_CT_SOURCE)" ]; then \
+		$(PY) tools/fetch_real_ct.py --if-available --from "$(REAL_CT_SOURCE)"; fi
 	$(PY) tools/demo.py --work-dir $(DEMO_DIR)
 
 clean-demo:

@@ -38,7 +38,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--image-size', type=int, default=256, help='nominal slice size, px')
     parser.add_argument('--anatomy', choices=('auto', 'real', 'phantom'), default='auto',
                         help="real: synthetic lesions inserted into the two real chest CTs (needs "
-                        "the real_ct folder of the shared data); phantom: analytic phantoms; "
+                        "them: tools/fetch_real_ct.py); phantom: analytic phantoms; "
                         "auto (default): real when the real CT is found, else phantom")
     parser.add_argument('--real-ct-dir', default=None,
                         help='folder with lung{1,2}_{image,label}.nrrd (default: '
@@ -75,7 +75,10 @@ def resolve_anatomy(anatomy: str, real_ct_dir: Optional[str]) -> str:
     try:
         find_real_ct_dir(real_ct_dir)
     except FileNotFoundError as e:
+        from mmlesion.cli.fetch_real_ct import HOW_TO_FETCH, default_dest
         print(f'[generate] real CT not found ({e}); using phantom anatomy')
+        print(f'[generate] to use the two real chest CTs, put them in {default_dest()} with '
+              f'{HOW_TO_FETCH}; then run the demo again')
         return 'phantom'
     return 'real'
 

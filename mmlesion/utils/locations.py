@@ -10,7 +10,8 @@ Environment variables:
 - ``MMLESION_REAL_CT_DIR``: the real CT folder itself (``lung1_image.nrrd``, ``lung1_label.nrrd``,
   ``lung2_image.nrrd``, ``lung2_label.nrrd``); takes precedence over ``MMLESION_SHARED_DATA``.
 - ``MMLESION_CACHE_DIR``: mmlesion's cache folder; default ``$XDG_CACHE_HOME/mmlesion``, else
-  ``~/.cache/mmlesion``.  ``<cache>/real_ct`` is one of the places the real CT is looked for.
+  ``~/.cache/mmlesion``.  ``<cache>/real_ct`` is one of the places the real CT is looked for
+  (``tools/fetch_real_ct.py``, :mod:`mmlesion.cli.fetch_real_ct`, puts the files there).
 
 The real CT folder (:func:`find_real_ct_dir`) is the first of: the folder passed explicitly
 (``--real-ct-dir``), ``$MMLESION_REAL_CT_DIR``, ``$MMLESION_SHARED_DATA/real_ct``,
@@ -85,7 +86,8 @@ def find_real_ct_dir(path: Optional[str] = None) -> str:
     raise FileNotFoundError(
         'real CT volumes (lung1_image.nrrd, ...) not found in ' + ', '.join(tried)
         + f': pass --real-ct-dir DIR, or set {ENV_REAL_CT_DIR} to that folder or '
-        f'{ENV_SHARED_DATA} to the folder holding real_ct/')
+        f'{ENV_SHARED_DATA} to the folder holding real_ct/, or fetch them into '
+        f'{osp.join(cache_dir(), "real_ct")} with tools/fetch_real_ct.py')
 
 
 def packaged_configs_dir() -> str:

@@ -9,7 +9,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 def test_auto_anatomy_falls_back_to_phantoms_without_the_real_ct(tmp_path, capsys):
     assert resolve_anatomy('auto', str(tmp_path)) == 'phantom'
-    assert 'using phantom anatomy' in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert 'using phantom anatomy' in out
+    # ... and says how to fetch them
+    assert 'tools/fetch_real_ct.py (downloads' in out and 'tools/fetch_real_ct.py --from DIR' in out
     assert resolve_anatomy('phantom', None) == 'phantom'
     assert resolve_anatomy('real', str(tmp_path)) == 'real'  # generation then names the problem
 

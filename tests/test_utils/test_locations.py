@@ -64,6 +64,24 @@ def test_find_real_ct_dir_order(clean_env, monkeypatch):
         find_real_ct_dir(str(tmp / 'empty'))
 
 
+def test_real_ct_search_order_is_pinned(clean_env, monkeypatch):
+    """$MMLESION_REAL_CT_DIR, $MMLESION_SHARED_DATA/real_ct, <cache>/real_ct (where
+    tools/fetch_real_ct.py writes), ../shared/data/real_ct beside the working directory."""
+    tmp = clean_env
+    cache = str(tmp / 'home' / '.cache' / 'mmlesion' / 'real_ct')
+    beside = str(tmp / 'work' / 'shared' / 'data' / 'real_ct')
+    assert real_ct_candidates() == [cache, beside]
+    monkeypatch.setenv('MMLESION_CACHE_DIR', str(tmp / 'c'))
+    monkeypatch.setenv('MMLESION_SHARED_DATA', str(tmp / 'shared'))
+    monkeypatch.setenv('MMLESION_REAL_CT_DIR', str(tmp / 'direct'))
+    assert real_ct_candidates() == [str(tmp / 'direct'), str(tmp / 'shared' / 'real_ct'),
+                                    str(tmp / 'c' / 'real_ct'), beside]
+    from mmlesion.cli.fetch_real_ct import default_dest
+    assert default_dest() == str(tmp / 'c' / 'real_ct')
+    with pytest.raises(FileNotFoundError, match='tools/fetch_real_ct.py'):
+        find_real_ct_dir()
+
+
 def test_resolve_config_prefers_the_path_then_the_packaged_copy(clean_env, monkeypatch):
     tmp = clean_env
     packaged = tmp / 'pkg' / '.mim' / 'configs'
