@@ -56,6 +56,23 @@ class Tracklet:
             raise ValueError(f'Tracklet needs n >= 1 slices with one box each; got {self.z.size} '
                              f'z, {self.boxes.shape[0]} boxes, {self.filled.size} flags')
 
+    @classmethod
+    def from_valid_arrays(cls, z: np.ndarray, boxes: np.ndarray,
+                          filled: np.ndarray) -> 'Tracklet':
+        """A tracklet from arrays its producer already guarantees, without the checks and
+        conversions of the constructor (the stacker emits one per proposal, tens per slice).
+
+        Args:
+            z: ``(n,)`` int64, ``n >= 1``.
+            boxes: ``(n, 5)`` float64.
+            filled: ``(n,)`` bool.
+
+        The arrays are used as given (no copy).
+        """
+        trk = cls.__new__(cls)
+        trk.z, trk.boxes, trk.filled = z, boxes, filled
+        return trk
+
     def __len__(self) -> int:
         return int(self.z.size)
 

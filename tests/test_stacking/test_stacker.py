@@ -119,3 +119,53 @@ def test_bad_input_is_reported():
     with pytest.raises(ValueError, match='image_size'):
         stack_volume({}, (0, 512))
     assert stack_volume({}, (512, 512)) == []
+
+
+@pytest.mark.parametrize('plus_one', [False, True])
+def test_admissible_pairs_use_the_library_iou_values(plus_one):
+    from mmlesion.stacking.stacker import _admissible
+    from mmlesion.structures.boxes import box_area_2d, box_iou_2d
+    rng = np.random.default_rng(5)
+    xy = rng.uniform(0, 60, (300, 2))
+    wh = rng.uniform(1, 40, (300, 2))
+    dets = np.concatenate([xy, xy + wh, rng.uniform(0, 1, (300, 1))], axis=1)
+    rows, areas = dets.tolist(), box_area_2d(dets, plus_one).tolist()
+    for box in dets[:40, :4] + rng.normal(0, 1, (40, 4)):
+        ref = box_iou_2d(box[None], dets, plus_one)[0]
+        for thr in (0.0, 0.3, 0.8):
+            got = _admissible(tuple(box.tolist()), rows, areas, 10, 290, thr, plus_one)
+            want = [(j, ref[j]) for j in range(10, 290) if ref[j] > thr]
+            assert [j for j, _ in got] == [j for j, _ in want]
+            assert [v for _, v in got] == [float(v) for _, v in want]  # bit-identical
+
+
+class _Pairs:
+    """A mapping-like list of (z, dets) pairs: one slice index may come twice."""
+
+    def __init__(self, *pairs):
+        self.pairs = pairs
+
+    def items(self):
+        return iter(self.pairs)
+
+
+def test_slice_given_twice_and_error_order():
+    box = np.array([[10, 10, 50, 50, 0.5]])
+    with pytest.raises(ValueError, match='slice 3 given twice'):
+        stack_volume(_Pairs((3, box), (3.0, box)), (512, 512))
+    # the first occurrence kept nothing: as before, the second one is used
+    (trk,) = stack_volume(_Pairs((3, box * [1, 1, 1, 1, 0.1]), (3.0, box)), (512, 512))
+    assert trk.z.tolist() == [3]
+    # errors are reported for the first offending slice in the mapping's order
+    with pytest.raises(ValueError, match='slice 7, detection 0: non-finite'):
+        stack_volume({7: box * np.nan, 2.5: box}, (512, 512))
+    with pytest.raises(ValueError, match='not an integer'):
+        stack_volume({2.5: box, 7: box * np.nan}, (512, 512))
+
+
+def test_from_valid_arrays_is_a_plain_tracklet():
+    boxes = np.array([[1., 2, 3, 4, .5], [1, 2, 3, 5, .7]])
+    t = Tracklet.from_valid_arrays(np.array([4, 5]), boxes, np.array([False, True]))
+    ref = Tracklet([4, 5], [[1, 2, 3, 4, .5], [1, 2, 3, 5, .7]], [False, True])
+    assert all(np.array_equal(getattr(t, k), getattr(ref, k)) for k in ('z', 'boxes', 'filled'))
+    assert len(t) == 2 and t.score == 0.7 and t.filled.tolist() == [False, True]
