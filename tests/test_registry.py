@@ -37,6 +37,7 @@ CONFIGS = {
         dict(type='RandomLesionCrop', crop_size=128),
         dict(type='PackLesionInputs'),
         dict(type='RandomFlipLPC', prob=0.5),
+        dict(type='RandomTransposeLPC', prob=0.5),
         dict(type='PackLPCInputs'),
     ],
     'METRICS': [
@@ -51,8 +52,10 @@ CONFIGS = {
 }
 # needs a runner: built and run end to end in tests/test_engine/test_volume_scan.py; needs files:
 # ProposalPatchDataset is built from config dicts in tests/test_datasets/test_lpc_dataset.py
+# ProposalBalancedSampler needs a dataset: tests/test_datasets/test_samplers.py
 BUILT_ELSEWHERE = {'LOOPS': {'VolumeScanTestLoop'},
-                   'DATASETS': {'DeepLesionDataset', 'ProposalPatchDataset'}}
+                   'DATASETS': {'DeepLesionDataset', 'ProposalPatchDataset'},
+                   'DATA_SAMPLERS': {'ProposalBalancedSampler'}}
 
 
 def _own(registry):
@@ -61,7 +64,8 @@ def _own(registry):
 
 
 def test_every_registered_type_is_covered():
-    for name in ('MODELS', 'TASK_UTILS', 'DATASETS', 'TRANSFORMS', 'METRICS', 'HOOKS', 'LOOPS'):
+    for name in ('MODELS', 'TASK_UTILS', 'DATASETS', 'TRANSFORMS', 'METRICS', 'HOOKS', 'LOOPS',
+                 'DATA_SAMPLERS'):
         covered = {c['type'] for c in CONFIGS.get(name, [])} | BUILT_ELSEWHERE.get(name, set())
         assert _own(getattr(mmdet_registry, name)) == covered, name
 

@@ -28,6 +28,7 @@ from mmengine.config import Config, DictAction
 
 from mmlesion.evaluation.functional.pr_curves import binary_summary, pr_curve
 from mmlesion.utils.fileio import atomic_dump_json, atomic_write_text
+from mmlesion.utils.schedule import retime_epochs, without_validation
 
 __all__ = ['DEFAULT_CONFIGS', 'DEFAULT_NAMES', 'parse_args', 'variant_config', 'ablation_rows',
            'ablation_table', 'run_ablation', 'main']
@@ -61,14 +62,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def _retime(cfg: Config, epochs: int) -> None:
-    old = cfg.train_cfg.get('max_epochs')
-    cfg.train_cfg.max_epochs = int(epochs)
-    for sched in cfg.get('param_scheduler') or []:
-        if sched.get('by_epoch', True) and sched.get('end') == old:
-            sched['end'] = int(epochs)
-
-
 def variant_config(config: str, train: str, evaluate: str, image_root: str, work_dir: str,
                    series_info: Optional[Sequence[str]] = None, epochs: Optional[int] = None,
                    cfg_options: Optional[dict] = None) -> Config:
@@ -83,14 +76,9 @@ def variant_config(config: str, train: str, evaluate: str, image_root: str, work
         ds.data_root = ''
         ds.data_prefix = dict(img=str(image_root))
         ds.series_info = list(series_info) if series_info else None
-    cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None  # tested once, after training
-    cfg.train_cfg.pop('val_interval', None)
-    cfg.train_cfg.pop('val_begin', None)
-    if cfg.default_hooks.get('checkpoint', {}).get('save_best'):
-        cfg.default_hooks.checkpoint.pop('save_best')
-        cfg.default_hooks.checkpoint.pop('rule', None)
+    without_validation(cfg)  # tested once, after training
     if epochs is not None:
-        _retime(cfg, epochs)
+        retime_epochs(cfg, epochs)
     cfg.test_evaluator = dict(cfg.test_evaluator, out_file=osp.join(work_dir, 'scores.json'))
     cfg.work_dir = work_dir
     return cfg

@@ -17,3 +17,4 @@ __all__ = [
     'blend_slices', 'channel_groups'
 ]
 from .lpc_dataset import ProposalPatchDataset  # noqa: E402,F401  (LPC dataset, transforms)
+from .samplers import ProposalBalancedSampler  # noqa: E402,F401  (LPC training sampler)

@@ -26,7 +26,7 @@ from mmlesion.utils.fileio import atomic_dump_json, atomic_dump_pickle
 from mmlesion.utils.safe_pickle import load_pickle
 
 __all__ = ['FRAMES', 'load_lh_detections', 'save_lh_detections', 'convert_detections_frame',
-           'load_lh_annotation_2d', 'load_lh_boxes_3d']
+           'load_lh_annotation_2d', 'load_lh_boxes_3d', 'save_lh_boxes_3d']
 
 PathOrObj = Union[str, os.PathLike, Mapping[str, Any]]
 Tracklets = Dict[str, List[List[Tuple[int, List[float]]]]]
@@ -193,3 +193,26 @@ def load_lh_boxes_3d(path_or_obj: PathOrObj, frame: str = 'mmlesion',
             arr[:, [2, 5]], arr[:, [0, 1, 3, 4]], parse_volume_key(key).start, 'mmlesion', frame)
         out[key] = arr
     return out
+
+
+def save_lh_boxes_3d(boxes: Mapping[str, Any], path: Union[str, os.PathLike],
+                     frame: str = 'mmlesion') -> None:
+    """Write 3D boxes in the layout of ``3D-Box.pkl`` (the inverse of :func:`load_lh_boxes_3d`),
+    atomically, as a protocol-2 pickle of built-in types.
+
+    Args:
+        boxes: ``{key: (n, 6) [x1, y1, z1, x2, y2, z2]}`` in ``frame`` (continuous z, e.g.
+            ``Tracklet.box3d``).
+        path: output ``.pkl``.
+        frame: frame of ``boxes``; the file is in the LH frame: ``{key: [[x1, y1, x2, y2, z1,
+            z2], ...]}``, relative z, 1-based x/y.
+    """
+    check_frame(frame)
+    out = {}
+    for key in sorted(boxes):
+        k = normalize_key(key)
+        arr = np.asarray(boxes[key], dtype=np.float64).reshape(-1, 6)
+        z, xy = convert_frame(arr[:, [2, 5]], arr[:, [0, 1, 3, 4]], parse_volume_key(k).start,
+                              frame, 'lh')
+        out[k] = [[float(v) for v in (*r_xy, *r_z)] for r_xy, r_z in zip(xy, z)]
+    atomic_dump_pickle(out, os.fspath(path), protocol=2)

@@ -15,7 +15,7 @@ from mmengine.structures import BaseDataElement
 
 from mmdet.registry import TRANSFORMS
 
-__all__ = ['RandomFlipLPC', 'PackLPCInputs']
+__all__ = ['RandomFlipLPC', 'RandomTransposeLPC', 'PackLPCInputs']
 
 _META_KEYS = ('key', 'index', 's_g', 'label', 'best_z', 'mode', 'views')
 
@@ -65,6 +65,66 @@ class RandomFlipLPC(BaseTransform):
 
     def __repr__(self) -> str:
         return f'{type(self).__name__}(prob={self.prob}, axes={self.axes})'
+
+
+@TRANSFORMS.register_module()
+class RandomTransposeLPC(BaseTransform):
+    """Swap the x and y axes of the patched volume with probability ``prob`` *(ours)*.
+
+    With the x and y flips of :class:`RandomFlipLPC` this gives all eight in-plane rotations and
+    mirrors of the axial plane (a lesion has no preferred in-plane orientation), which multiplies
+    the few positives an LPC learns from.  Views stay consistent views of one volume: the axial
+    view ``(y, x)`` is transposed, the coronal ``(z, x)`` and sagittal ``(z, y)`` views trade
+    places; a cube ``(z, y, x)`` swaps its last two axes.
+
+    Args:
+        prob: probability of the swap.
+
+    Raises (at call):
+        ValueError: the views that trade places have different shapes, or a view shows x or y
+            without its partner view being among the patches.
+    """
+
+    def __init__(self, prob: float = 0.5) -> None:
+        if not 0.0 <= float(prob) <= 1.0:
+            raise ValueError(f'prob must be in [0, 1], got {prob}')
+        self.prob = float(prob)
+
+    @staticmethod
+    def _swap(axis: str) -> str:
+        return {'x': 'y', 'y': 'x'}.get(axis, axis)
+
+    def transform(self, results: dict) -> dict:
+        results['transposed'] = False
+        if np.random.rand() >= self.prob:
+            return results
+        img, axes = results['img'], results['patch_axes']
+        if isinstance(axes[0], str):  # one cube (z, y, x)
+            order = [axes.index(self._swap(a)) for a in axes]
+            results['img'] = np.ascontiguousarray(np.transpose(img, order))
+        else:
+            where = {tuple(a): v for v, a in enumerate(axes)}
+            out = np.empty_like(img)
+            for v, (row, col) in enumerate(axes):
+                want = (self._swap(row), self._swap(col))
+                if want in where:  # another view shows this plane after the swap
+                    src, transpose = where[want], False
+                elif want[::-1] in where:
+                    src, transpose = where[want[::-1]], True
+                else:
+                    raise ValueError(f'RandomTransposeLPC: view {v} {(row, col)} has no partner '
+                                     f'view among {list(axes)} to trade places with')
+                patch = img[src].T if transpose else img[src]
+                if patch.shape != out[v].shape:
+                    raise ValueError(f'RandomTransposeLPC needs square views of one size, got '
+                                     f'{tuple(img.shape[1:])}')
+                out[v] = patch
+            results['img'] = out
+        results['transposed'] = True
+        return results
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}(prob={self.prob})'
 
 
 @TRANSFORMS.register_module()

@@ -1,0 +1,181 @@
+"""The settings of a harvest (the ``harvest`` dict of a config in ``configs/harvest/``) and the
+sets they name (docs/method.md#harvesting):
+
+* V: the training sub-volumes with their original RECIST marks R (``train_ann``, our JSON);
+* V_M ⊂ V: completely annotated (``v_m_ann``; DeepLesion: ``Revised-Train744.pkl``);
+* V_H^test ⊂ V: completely annotated, treated like V_H, for Table I (``v_h_test_ann``;
+  ``Revised-Train100.pkl``);
+* V_H = V minus V_M (V_H^test included), optionally a seeded subset ``v_h_volumes`` of
+  V_H minus V_H^test (to size a demo; V_H^test is always kept whole);
+* the test split for Table II (``test_ann``, complete: ``Revised-Test*.pkl``).
+
+Everything is checked before any training (:func:`load_harvest_sets`): a missing file, a V_M or
+V_H^test volume that is not a training sub-volume, V_M and V_H^test overlapping, or a series
+folder missing under the image root is an error that names the file and volume.
+"""
+import os.path as osp
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional
+
+import numpy as np
+
+from mmlesion.structures.volume import AnnotationSet, VolumeInfo
+
+from .rules import HARD_NEGATIVE_S_G, HARD_NEGATIVE_TOP_K, PRECISION_TARGET
+
+__all__ = ['HarvestSettings', 'HarvestSets', 'load_harvest_sets']
+
+_PATHS = ('image_root', 'train_ann', 'v_m_ann', 'v_h_test_ann')
+
+
+@dataclass
+class HarvestSettings:
+    """The ``harvest`` dict of a harvest config (see ``configs/harvest/``).
+
+    Attributes:
+        image_root: DeepLesion's ``Images_png`` folder.
+        train_ann: V and R: the training split in our JSON (``tools/convert_deeplesion.py``).
+        v_m_ann, v_h_test_ann: complete annotations of V_M and V_H^test.
+        test_ann: complete annotation of the test split (Table II); None: no Table II.
+        series_info: ``DL_info.csv`` / JSONs with spacing for volumes a file lacks it for.
+        rounds: rounds ``--rounds`` runs by default.
+        v_h_volumes: a seeded subset of V_H minus V_H^test of this many volumes (None: all).
+        seed: seed of that subset.
+        score_thr: t_G, slice scores stacked into proposals (0.1).
+        precision: precision on V_M that sets the harvest threshold (0.95).
+        hard_negative_s_g, hard_negative_top_k: the hard-negative rule (0.5, 5).
+        lpg: ``config``, ``cfg_options``, ``round1_checkpoint`` with ``round1_train_ann`` (an
+            LPG already trained on R ∪ V_M: round 1 reuses it when that file's content equals
+            round 1's training file), ``epochs`` (round 1 from scratch; None: the config's),
+            ``finetune_epochs`` and ``finetune_cfg_options`` (rounds > 1).
+        lpc: ``config``, ``cfg_options``, ``epochs``.
+        scan: ``device``, ``batch_size``, ``num_workers`` of the scans.
+    """
+    image_root: str
+    train_ann: str
+    v_m_ann: str
+    v_h_test_ann: str
+    test_ann: Optional[str] = None
+    series_info: Any = None
+    rounds: int = 3
+    v_h_volumes: Optional[int] = None
+    seed: int = 0
+    score_thr: float = 0.1
+    precision: float = PRECISION_TARGET
+    hard_negative_s_g: float = HARD_NEGATIVE_S_G
+    hard_negative_top_k: int = HARD_NEGATIVE_TOP_K
+    lpg: Dict[str, Any] = field(default_factory=dict)
+    lpc: Dict[str, Any] = field(default_factory=dict)
+    scan: Dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any],
+                    where: str = 'harvest config') -> 'HarvestSettings':
+        """From the config's ``harvest`` dict.
+
+        Raises:
+            ValueError: no ``harvest`` dict, unknown or missing keys, bad values.
+        """
+        h = cfg.get('harvest')
+        if not isinstance(h, Mapping):
+            raise ValueError(f'{where}: no `harvest = dict(...)` (see configs/harvest/)')
+        h = {k: (v.to_dict() if hasattr(v, 'to_dict') else v) for k, v in dict(h).items()}
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(h) - known)
+        if unknown:
+            raise ValueError(f'{where}: unknown harvest setting(s) {unknown}; known: '
+                             f'{sorted(known)}')
+        missing = [k for k in _PATHS if not h.get(k)]
+        if missing:
+            raise ValueError(f'{where}: harvest.{missing[0]} is not set')
+        s = cls(**h)
+        for part in ('lpg', 'lpc'):
+            if not dict(getattr(s, part)).get('config'):
+                raise ValueError(f'{where}: harvest.{part}.config is not set')
+        if not 0.0 < float(s.precision) <= 1.0:
+            raise ValueError(f'{where}: harvest.precision must be in (0, 1], got {s.precision}')
+        if int(s.rounds) < 1:
+            raise ValueError(f'{where}: harvest.rounds must be >= 1, got {s.rounds}')
+        if s.v_h_volumes is not None and int(s.v_h_volumes) < 0:
+            raise ValueError(f'{where}: harvest.v_h_volumes must be >= 0 or None')
+        return s
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass
+class HarvestSets:
+    """The volume sets of a harvest, read and checked.
+
+    Attributes:
+        train: the annotation set of ``train_ann`` (V with R).
+        v_m: complete annotation of V_M.
+        v_h_test: complete annotation of V_H^test.
+        v_h_keys: the V_H volumes scanned (V_H^test included), sorted.
+        scan_volumes: VolumeInfo of V_M ∪ V_H as scanned, by key.
+    """
+    train: AnnotationSet
+    v_m: AnnotationSet
+    v_h_test: AnnotationSet
+    v_h_keys: List[str]
+    scan_volumes: Dict[str, VolumeInfo]
+
+    @property
+    def v_m_keys(self) -> List[str]:
+        return list(self.v_m.volumes)
+
+    def counts(self) -> Dict[str, int]:
+        return dict(V=len(self.train.volumes), V_M=len(self.v_m.volumes),
+                    V_H=len(self.v_h_keys), V_H_test=len(self.v_h_test.volumes),
+                    R_marks=self.train.num_boxes, V_M_marks=self.v_m.num_boxes,
+                    V_H_test_marks=self.v_h_test.num_boxes)
+
+
+def _need_file(path: Optional[str], what: str) -> str:
+    if not path or not osp.isfile(path):
+        raise FileNotFoundError(f'harvest.{what}: file not found: {path}')
+    return path
+
+
+def load_harvest_sets(s: HarvestSettings, check_images: bool = True) -> HarvestSets:
+    """Read and check the sets of ``s`` (before any training).
+
+    Raises:
+        FileNotFoundError: a missing annotation file, image root or series folder.
+        ValueError: V_M / V_H^test volumes that are not training sub-volumes, overlapping V_M
+            and V_H^test, an empty V_M.
+    """
+    from mmlesion.apis.inference import check_series_folders
+    from mmlesion.evaluation.annotation_set import load_annotation_set
+
+    for what in ('train_ann', 'v_m_ann', 'v_h_test_ann'):
+        _need_file(getattr(s, what), what)
+    if s.test_ann:
+        _need_file(s.test_ann, 'test_ann')
+    if not osp.isdir(s.image_root):
+        raise FileNotFoundError(f'harvest.image_root: folder not found: {s.image_root}')
+    train = load_annotation_set(s.train_ann)
+    v_m = load_annotation_set(s.v_m_ann)
+    v_h_test = load_annotation_set(s.v_h_test_ann)
+    if not v_m.volumes:
+        raise ValueError(f'{s.v_m_ann}: V_M has no volume')
+    for ann, name in ((v_m, 'V_M'), (v_h_test, 'V_H^test')):
+        absent = [k for k in ann.volumes if k not in train.volumes]
+        if absent:
+            raise ValueError(f'{ann.path}: {len(absent)} {name} volume(s) are not training '
+                             f'sub-volumes of {s.train_ann}, e.g. {absent[:3]}')
+    both = sorted(set(v_m.volumes) & set(v_h_test.volumes))
+    if both:
+        raise ValueError(f'V_M ({s.v_m_ann}) and V_H^test ({s.v_h_test_ann}) share '
+                         f'{len(both)} volume(s), e.g. {both[:3]}')
+    rest = sorted(set(train.volumes) - set(v_m.volumes) - set(v_h_test.volumes))
+    if s.v_h_volumes is not None and int(s.v_h_volumes) < len(rest):
+        rng = np.random.default_rng(int(s.seed))
+        rest = sorted(rng.choice(rest, size=int(s.v_h_volumes), replace=False).tolist())
+    v_h_keys = sorted(rest + list(v_h_test.volumes))
+    scan_keys = sorted(list(v_m.volumes) + v_h_keys)
+    scan_volumes = {k: train.volumes[k] for k in scan_keys}
+    if check_images:
+        check_series_folders(list(scan_volumes.values()), s.image_root, s.train_ann)
+    return HarvestSets(train, v_m, v_h_test, v_h_keys, scan_volumes)
