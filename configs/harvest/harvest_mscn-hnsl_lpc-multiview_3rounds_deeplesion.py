@@ -1,5 +1,6 @@
-# Lesion Harvester on DeepLesion (paper Sec. III, Fig. 2, Tables I and II; docs/method.md#harvesting):
-#   tools/dist_harvest.sh configs/harvest/harvest_mscn-hnsl_lpc-multiview_3rounds_deeplesion.py 4 \
+# Lesion Harvester on DeepLesion (paper Sec. III, Fig. 2, Tables I, II; docs/method.md#harvesting)
+#   tools/dist_harvest.sh \
+#       configs/harvest/harvest_mscn-hnsl_lpc-multiview_3rounds_deeplesion.py 4 \
 #       --work-dir work_dirs/harvest
 # Annotations: tools/convert_deeplesion.py (train.json = V with its RECIST marks R) and the
 # Lesion Harvester release's completely annotated files (data/DeepLesion/ground_truth/).
