@@ -5,9 +5,13 @@ Stages (each skipped when its outputs are already there and up to date, so a re-
 1. generate  DeepLesion-format CT data (16-bit PNG slices, DL_info.csv, complete ground truth)
 2. convert   DL_info.csv -> COCO-style train/val/test.json
 3. load      DeepLesionDataset with the 9-slice pipeline: summary + montage PNG
-4. train     MSCN-HNSL (CPU-sized config), checkpoint + loss-curve PNG
+4. train     MSCN-HNSL (CPU-sized config) on the RECIST marks R and the complete marks of V_M
+             (round 1's training set of the harvest), checkpoint + loss-curve PNG
 5. evaluate  2D RECIST sensitivity on the validation key slices; P3D (volume scan + Kalman
              stacking) on the completely annotated test sub-volumes, FROC PNG, overlay PNGs
+6. harvest   lesion harvesting rounds (tools/harvest_round.py) from that LPG: the LPC, harvested
+             lesions and hard negatives, the finetuned LPG; Table I and II in
+             harvest/round_{i}/tables.txt
 """
 import argparse
 import json
@@ -19,10 +23,17 @@ from typing import List, Optional
 
 import numpy as np
 
+from mmlesion.utils.fileio import atomic_dump_json
+
 TRAIN_DIR = 'mscn_hnsl'  # under the work dir, beside data/
 # resolved by mmlesion.utils.locations.resolve_config: this path under the working directory
 # (a checkout), else the copy installed with the package (mmlesion/.mim/configs)
 DEMO_CONFIG = 'configs/synthetic/mscn-hnsl_densenet-tiny-9slice_1xb8-cpu_synthetic.py'
+HARVEST_CONFIG = 'configs/harvest/harvest_mscn-hnsl_lpc-multiview_2rounds_synthetic.py'
+HARVEST_DIR = 'harvest'  # under the work dir
+# round 1's LPG training set (R and the V_M marks), under data/annotations/
+ROUND1_ANN = 'train_r_vm.json'
+TRAINED_ON = 'trained_on.json'  # in the LPG's work dir: the training file's SHA-256
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -49,6 +60,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         'installed with mmlesion)')
     parser.add_argument('--epochs', type=int, default=None, help='override the config epochs')
     parser.add_argument('--skip-train', action='store_true', help='stop after the data stages')
+    parser.add_argument('--harvest-config', default=None, help=f'default: {HARVEST_CONFIG}')
+    parser.add_argument('--harvest-rounds', type=int, default=None,
+                        help='harvest rounds after training (default: the harvest config\'s, 2)')
     parser.add_argument('--montage-samples', type=int, default=6,
                         help='training samples drawn in montage_9slice.png (default 6)')
     return parser.parse_args(argv)
@@ -112,6 +126,54 @@ def stage_generate(args, data_root: str) -> dict:
 def stage_convert(data_root: str) -> dict:
     from mmlesion.datasets.converters.deeplesion import convert_deeplesion
     return convert_deeplesion(data_root, osp.join(data_root, 'annotations'))
+
+
+def harvest_config(args, data_root: str, checkpoint: Optional[str] = None):
+    """The demo's harvest config pointed at ``data_root`` (and, once trained, at the demo's
+    LPG as round 1's)."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(args.harvest_config)
+    d = data_root.rstrip('/') + '/'
+    h = cfg.harvest
+    h.update(image_root=d + 'Images_png/', series_info=d + 'DL_info.csv',
+             train_ann=d + 'annotations/train.json',
+             v_m_ann=d + 'ground_truth/Revised-Train-VM.pkl',
+             v_h_test_ann=d + 'ground_truth/Revised-Train-VHtest.pkl',
+             test_ann=d + 'ground_truth/Revised-Test.pkl')
+    h.lpg.config = args.config
+    h.lpg.cfg_options = dict(h.lpg.get('cfg_options') or {}, data_root=d)
+    if checkpoint is not None:
+        h.lpg.round1_checkpoint = checkpoint
+        h.lpg.round1_train_ann = osp.join(data_root, 'annotations', ROUND1_ANN)
+    if args.harvest_rounds is not None:
+        h.rounds = int(args.harvest_rounds)
+    return cfg
+
+
+def stage_round1_set(args, data_root: str) -> dict:
+    """Write round 1's training set (R and the complete marks of V_M), which the LPG trains on."""
+    from mmlesion.harvest import HarvestRunner
+    path = osp.join(data_root, 'annotations', ROUND1_ANN)
+    runner = HarvestRunner(harvest_config(args, data_root), osp.join(args.work_dir, HARVEST_DIR))
+    runner.round1_training_file(path)
+    with open(path) as f:
+        coco = json.load(f)
+    n = dict(images=len(coco['images']), lesions=len(coco['annotations']),
+             complete_volumes=sum(bool(v.get('complete')) for v in coco['volumes']))
+    print(f'[convert] R and the V_M marks: {n["lesions"]} lesions on {n["images"]} slices '
+          f'({n["complete_volumes"]} completely annotated volumes) -> {path}')
+    return n
+
+
+def stage_harvest(args, data_root: str, checkpoint: str) -> list:
+    from mmlesion.harvest import HarvestRunner
+    cfg = harvest_config(args, data_root, checkpoint)
+    work = osp.join(args.work_dir, HARVEST_DIR)
+    t0 = time.time()
+    reports = HarvestRunner(cfg, work).run()
+    print(f'[harvest] {len(reports)} round(s) in {time.time() - t0:.0f} s -> {work}; tables: '
+          f'{osp.join(work, f"round_{len(reports)}", "tables.txt")}')
+    return reports
 
 
 def montage_pipeline(test_pipeline: List[dict]) -> List[dict]:
@@ -179,12 +241,24 @@ def stage_train(args, cfg_options: List[str], work_dir: str) -> str:
     from mmengine.config import Config
 
     from mmlesion.cli.train import main as train_main
+    from mmlesion.harvest.state import file_sha256
     from mmlesion.visualization import plot_loss_curves, read_scalars
 
     train_dir = osp.join(work_dir, TRAIN_DIR)
     cfg = Config.fromfile(args.config)
     epochs = args.epochs or cfg.train_cfg.max_epochs
     final = osp.join(train_dir, f'epoch_{epochs}.pth')
+    train_ann = osp.join(work_dir, 'data', 'annotations', ROUND1_ANN)
+    wanted = dict(ann_file=ROUND1_ANN, sha256=file_sha256(train_ann))
+    marker = osp.join(train_dir, TRAINED_ON)
+    recorded = None
+    if osp.exists(marker):
+        with open(marker) as f:
+            recorded = json.load(f)
+    if osp.isdir(train_dir) and recorded != wanted:
+        # trained on another training set (an older demo trained on R alone): not round 1's
+        shutil.rmtree(train_dir)
+        print(f'[train] removed {train_dir}: it was not trained on {ROUND1_ANN}')
     if osp.exists(final):
         print(f'[train] {final} exists; kept (delete {train_dir} to retrain)')
     else:
@@ -192,10 +266,12 @@ def stage_train(args, cfg_options: List[str], work_dir: str) -> str:
         # the cosine schedule (param_scheduler[1]) must end with training; no validation inside
         # the training run: stage 5 scores the validation set with the final checkpoint anyway
         opts = cfg_options + [f'train_cfg.max_epochs={epochs}', f'param_scheduler.1.end={epochs}',
-                              f'train_cfg.val_begin={epochs + 1}']
+                              f'train_cfg.val_begin={epochs + 1}',
+                              f'train_dataloader.dataset.ann_file=annotations/{ROUND1_ANN}']
         # resume if an interrupted demo left checkpoints behind
         resume = ['--resume'] if osp.exists(osp.join(train_dir, 'last_checkpoint')) else []
         train_main([args.config, '--work-dir', train_dir, *resume, '--cfg-options', *opts])
+        atomic_dump_json(wanted, marker)
         print(f'[train] {epochs} epochs in {time.time() - t0:.0f} s -> {final}')
     curve = osp.join(work_dir, 'loss_curves.png')
     series = plot_loss_curves(read_scalars(train_dir), curve, title='MSCN-HNSL on synthetic data')
@@ -245,23 +321,38 @@ def main(argv: Optional[List[str]] = None) -> dict:
     t_start = time.time()
     # before any work: a missing config should not cost a data generation first
     args.config = resolve_config(args.config or DEMO_CONFIG)
-    work_dir = osp.abspath(args.work_dir)
+    args.harvest_config = resolve_config(args.harvest_config or HARVEST_CONFIG)
+    work_dir = args.work_dir = osp.abspath(args.work_dir)
     data_root = osp.join(work_dir, 'data')
     os.makedirs(work_dir, exist_ok=True)
     args.anatomy = resolve_anatomy(args.anatomy, args.real_ct_dir)
     cfg_options = data_cfg_options(data_root)
     results = {}
-    _banner('1/5 generate synthetic DeepLesion-format data')
-    results['generate'] = stage_generate(args, data_root)
-    _banner('2/5 convert DL_info.csv to COCO-style JSON')
-    results['convert'] = stage_convert(data_root)
-    _banner('3/5 load 9-slice samples')
-    results['load'] = stage_load(args, cfg_options, work_dir)
+    times = {}
+
+    def timed(name, fn, *a):
+        t0 = time.time()
+        out = fn(*a)
+        times[name] = round(time.time() - t0, 1)
+        return out
+
+    _banner('1/6 generate synthetic DeepLesion-format data')
+    results['generate'] = timed('generate', stage_generate, args, data_root)
+    _banner('2/6 convert DL_info.csv to COCO-style JSON')
+    results['convert'] = timed('convert', stage_convert, data_root)
+    results['round1_set'] = timed('round1_set', stage_round1_set, args, data_root)
+    _banner('3/6 load 9-slice samples')
+    results['load'] = timed('load', stage_load, args, cfg_options, work_dir)
     if not args.skip_train:
-        _banner('4/5 train MSCN-HNSL on CPU')
-        results['checkpoint'] = stage_train(args, cfg_options, work_dir)
-        _banner('5/5 evaluate: 2D RECIST (val key slices), P3D (complete test volumes)')
-        results['evaluate'] = stage_evaluate(args, cfg_options, work_dir, data_root,
-                                             results['checkpoint'])
-    print(f'\ndemo finished in {time.time() - t_start:.0f} s; outputs in {work_dir}')
+        _banner('4/6 train MSCN-HNSL on CPU (R and the V_M marks)')
+        results['checkpoint'] = timed('train', stage_train, args, cfg_options, work_dir)
+        _banner('5/6 evaluate: 2D RECIST (val key slices), P3D (complete test volumes)')
+        results['evaluate'] = timed('evaluate', stage_evaluate, args, cfg_options, work_dir,
+                                    data_root, results['checkpoint'])
+        _banner('6/6 harvest: LPC, harvested lesions and hard negatives, finetuned LPG')
+        results['harvest'] = timed('harvest', stage_harvest, args, data_root,
+                                   results['checkpoint'])
+    results['seconds'] = times
+    print('\nstage times: ' + ', '.join(f'{k} {v:.0f} s' for k, v in times.items()))
+    print(f'demo finished in {time.time() - t_start:.0f} s; outputs in {work_dir}')
     return results

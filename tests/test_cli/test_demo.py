@@ -24,7 +24,7 @@ def test_auto_anatomy_is_real_with_the_shared_data(real_ct_dir):
 def test_demo_end_to_end_on_real_anatomy(real_ct_dir, tmp_path, capsys):
     work = tmp_path / 'demo'
     argv = ['--work-dir', str(work), '--volumes', '8', '--image-size', '128', '--epochs', '1',
-            '--real-ct-dir', real_ct_dir, '--montage-samples', '2']
+            '--real-ct-dir', real_ct_dir, '--montage-samples', '2', '--harvest-rounds', '1']
     results = main(argv)
     out = capsys.readouterr().out
     assert results['generate']['anatomy'] == 'real'
@@ -43,6 +43,15 @@ def test_demo_end_to_end_on_real_anatomy(real_ct_dir, tmp_path, capsys):
     if n_real:
         assert 'real lesions (the held-out patient' in out
     assert results['evaluate']['recist2d_val']  # the validation metric ran
+    # the LPG trained on round 1's set (R and the V_M marks) and the harvest reused it
+    assert (work / 'data' / 'annotations' / 'train_r_vm.json').is_file()
+    report = results['harvest'][0]
+    assert report['round'] == 1 and report['steps']['lpg']['reused'] == str(
+        work / 'mscn_hnsl' / 'epoch_1.pth')
+    for name in ('harvested_positives.pkl', 'hard_negatives.pkl', 'next_train.json',
+                 'tables.txt', 'table1_pr.png', 'report.json'):
+        assert (work / 'harvest' / 'round_1' / name).is_file(), name
+    assert 'Table I' in out and set(results['seconds']) >= {'train', 'evaluate', 'harvest'}
     # ... in stage 5 only: the training run does not validate the same checkpoint first
     scalars = list((work / 'mscn_hnsl').glob('*/vis_data/scalars.json'))
     assert scalars and 'recist2d' not in scalars[0].read_text()
@@ -50,6 +59,7 @@ def test_demo_end_to_end_on_real_anatomy(real_ct_dir, tmp_path, capsys):
     main(argv)
     out = capsys.readouterr().out
     assert 'already holds this dataset; kept' in out and 'exists; kept' in out
+    assert 'round 1 is finished' in out
 
 
 def test_montage_boxes_are_resized_with_the_image(synthetic_converted):
