@@ -46,8 +46,13 @@ def chosen_interpreter():
 
 
 def _main_is_a_tool() -> bool:
+    """The program run is ``tools/*.py`` or ``tools/{benchmarks,misc}/*.py``."""
     main_file = getattr(sys.modules.get('__main__'), '__file__', None)
-    return bool(main_file) and os.path.dirname(os.path.abspath(main_file)) == TOOLS_DIR
+    if not main_file:
+        return False
+    folder = os.path.dirname(os.path.abspath(main_file))
+    return folder == TOOLS_DIR or (os.path.dirname(folder) == TOOLS_DIR and
+                                   os.path.basename(folder) in ('benchmarks', 'misc'))
 
 
 def ensure_interpreter() -> None:

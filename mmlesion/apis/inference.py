@@ -17,7 +17,9 @@ harvest rounds -- so all of them see the same inputs and the same stacking:
    with the windowing and resampling settings of the test pipeline's ``LoadMultiSliceFromFile``
    (:class:`VolumeScanInputs`);
 2. the rest of the test pipeline (``RescaleToSpacing``, ``PackLesionInputs``; loading transforms
-   are skipped) turns each window into model inputs;
+   are skipped) turns each window into model inputs -- for that standard pipeline by resizing
+   each distinct channel image once rather than every window whole, with the same inputs to the
+   last bit (:class:`VolumeScanInputs`; ``tools/benchmarks/bench_scan.py`` times it);
 3. ``model.test_step`` runs on mini-batches of ``batch_size`` slices of one volume; mmdet's
    ``predict(rescale=True)`` divides the boxes by the metainfo ``scale_factor``, so they come
    back in the original slice frame (0-based pixels);
@@ -33,6 +35,7 @@ import os.path as osp
 from dataclasses import dataclass, field, replace
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
+import mmcv
 import numpy as np
 import torch
 from mmengine.config import Config
@@ -41,10 +44,19 @@ from mmengine.runner.amp import autocast
 from mmengine.runner.checkpoint import load_checkpoint, load_state_dict
 from torch.utils.data import DataLoader, Dataset
 
+from mmdet.datasets.transforms import PackDetInputs
 from mmdet.registry import MODELS, TRANSFORMS
 from mmlesion.datasets.converters.annotation_release import load_series_info
+from mmlesion.datasets.transforms.formatting import PackLesionInputs
+from mmlesion.datasets.transforms.geometric import RescaleToSpacing
 from mmlesion.datasets.transforms.loading import LoadMultiSliceFromFile
-from mmlesion.datasets.volume_reader import VolumeReader, volume_windows
+from mmlesion.datasets.volume_reader import (
+    ResizedPlanes,
+    VolumeReader,
+    WindowPlanes,
+    grouped_resize_is_exact,
+    window_plans,
+)
 from mmlesion.stacking import stack_volume
 from mmlesion.structures.tracklet import Tracklet
 from mmlesion.structures.volume import VolumeInfo, volume_info_from_key
@@ -273,6 +285,16 @@ class VolumeScanInputs(Dataset):
     slice size in px.  Volumes are read from DeepLesion-format PNGs (``VolumeInfo``) or taken
     from memory (:class:`ArrayVolume`).
 
+    Neighbouring windows share channel images (one slice, or two slices blended with the same
+    weights): each is blended and windowed once per volume
+    (:class:`~mmlesion.datasets.volume_reader.WindowPlanes`).  When the transforms are
+    ``[RescaleToSpacing, PackLesionInputs]`` (the scan's pipeline), the first window goes
+    through them as is, and the others are built from channel images resized once each
+    (:class:`~mmlesion.datasets.volume_reader.ResizedPlanes`), stacked channel-first, and get
+    the first window's resize metadata -- only where resizing channels in groups reproduces
+    resizing a whole window bit for bit (checked per geometry on random data, and on the first
+    window); otherwise every window is resized whole.
+
     Args:
         volumes: the sub-volumes (with spacing).
         image_root: folder of the series folders (``Images_png``); unused for array volumes.
@@ -316,37 +338,117 @@ class VolumeScanInputs(Dataset):
     def _prepare(self, vol: Union[VolumeInfo, ArrayVolume], info: VolumeInfo) -> tuple:
         ld = self.loader
         if isinstance(vol, ArrayVolume):
-            windows = volume_windows(
-                vol.slices(), info.slice_range, info.slice_interval, num_slices=ld.num_slices,
-                window_hu=ld.window_hu, out_range=ld.out_range,
-                target_interval_mm=ld.slice_interval_mm)
+            volume = vol.slices()
         else:
-            windows = self.reader.iter_windows(
-                vol.series, vol.slice_range, vol.slice_interval, num_slices=ld.num_slices,
-                window_hu=ld.window_hu, out_range=ld.out_range,
-                missing_slices=vol.missing_slices, target_interval_mm=ld.slice_interval_mm)
+            volume = self.reader.get_volume(vol.series, vol.slice_range, vol.missing_slices)
+        plans, reach = window_plans(volume, info.slice_range, info.slice_interval,
+                                    num_slices=ld.num_slices,
+                                    target_interval_mm=ld.slice_interval_mm)
+        planes = WindowPlanes(volume, ld.window_hu, ld.out_range,
+                              post=None if ld.to_float32 else _round_to_uint8)
+        plane_wise = _plane_wise_resize(self.transforms)
+        resized, meta = None, None
         slices, size = [], None
-        for z, img in windows:
-            if not ld.to_float32:
-                img = np.round(img).astype(np.uint8)
-            h, w = img.shape[:2]
-            size = (w, h)
-            img_path = (f'<array>/{z:03d}' if isinstance(vol, ArrayVolume) else
-                        self.reader.slice_path(info.series, z))
-            results = dict(
-                img=img, img_shape=(h, w), ori_shape=(h, w), height=h, width=w,
-                num_slices=ld.num_slices, img_path=img_path,
-                img_id=f'{info.key}/{z:03d}', volume_id=info.key, series=info.series,
-                slice_index=int(z), slice_range=list(info.slice_range),
-                spacing=list(info.spacing), slice_interval=info.slice_interval,
-                missing_slices=info.missing_slices)
-            for t in self.transforms:
-                results = t(results)
-                if results is None:
-                    raise ValueError(f'{type(t).__name__} dropped slice {z} of {info.key}: the '
-                                     'volume scan needs every slice (no filtering transforms)')
+        for n, (z, plan) in enumerate(plans):
+            if resized is not None:
+                # the resize's metadata are the first window's; its pixels come plane-wise
+                results = self._sample(vol, info, z, size)
+                results.update(copy.deepcopy(meta))
+                results['img'] = resized.chw(n).transpose(1, 2, 0)  # packed without a copy
+                results = self._transform(self.transforms[1:], results, z, info)
+            else:
+                img = planes.stack(plan)
+                size = (img.shape[1], img.shape[0])
+                results = self._sample(vol, info, z, size)
+                results['img'] = img
+                if plane_wise is not None and n == 0:
+                    before = dict(results)
+                    results = self._transform(self.transforms[:1], results, z, info)
+                    meta = {k: v for k, v in results.items()
+                            if k != 'img' and (k not in before or before[k] is not v)}
+                    resized = _resized_planes(plane_wise, planes, plans, results)
+                    results = self._transform(self.transforms[1:], results, z, info)
+                else:
+                    results = self._transform(self.transforms, results, z, info)
             slices.append((int(z), results))
+            (planes if resized is None else resized).forget_below(int(z) - reach)
         return slices, size
+
+    def _sample(self, vol, info: VolumeInfo, z: int, size: Tuple[int, int]) -> dict:
+        """The results dict of the window at ``z`` before the transforms (``img`` not set)."""
+        ld = self.loader
+        w, h = size
+        img_path = (f'<array>/{z:03d}' if isinstance(vol, ArrayVolume) else
+                    self.reader.slice_path(info.series, z))
+        return dict(
+            img_shape=(h, w), ori_shape=(h, w), height=h, width=w, num_slices=ld.num_slices,
+            img_path=img_path, img_id=f'{info.key}/{z:03d}', volume_id=info.key,
+            series=info.series, slice_index=int(z), slice_range=list(info.slice_range),
+            spacing=list(info.spacing), slice_interval=info.slice_interval,
+            missing_slices=info.missing_slices)
+
+    @staticmethod
+    def _transform(transforms: Sequence, results: dict, z: int, info: VolumeInfo) -> dict:
+        for t in transforms:
+            results = t(results)
+            if results is None:
+                raise ValueError(f'{type(t).__name__} dropped slice {z} of {info.key}: the '
+                                 'volume scan needs every slice (no filtering transforms)')
+        return results
+
+
+def _round_to_uint8(img: np.ndarray) -> np.ndarray:
+    """``LoadMultiSliceFromFile(to_float32=False)``'s storage of a windowed image."""
+    return np.round(img).astype(np.uint8)
+
+
+def _plane_wise_resize(transforms: Sequence) -> Optional[RescaleToSpacing]:
+    """The ``RescaleToSpacing`` of a ``[RescaleToSpacing, PackLesionInputs]`` pipeline (the
+    scan's), whose windows can be resized plane by plane; None for any other pipeline."""
+    if (len(transforms) == 2 and type(transforms[0]) is RescaleToSpacing
+            and type(transforms[1]) in (PackLesionInputs, PackDetInputs)
+            and transforms[0].backend == 'cv2'):
+        return transforms[0]
+    return None
+
+
+# (in H, in W, scale, dtype, channels, interpolation) -> the exact channel group, or None
+_EXACT_GROUPS: Dict[tuple, Optional[int]] = {}
+
+
+def _resized_planes(rescale: RescaleToSpacing, planes: WindowPlanes, plans: list,
+                    first: dict) -> Optional[ResizedPlanes]:
+    """Plane-wise resizing of a volume's windows, when it gives the windows' resize bit for bit.
+
+    ``first``: the first window's results after ``rescale`` (its scale, and its resized image,
+    which the plane-wise one must equal).  Each distinct channel image is then resized once
+    instead of once per window that uses it, and the windows are stacked channel-first, as the
+    packing wants them.  None (resize whole windows) where the check fails.
+    """
+    img = first['img']
+    channels = len(plans[0][1].indices)
+    scale = tuple(first['scale'])
+
+    def resize(x: np.ndarray) -> np.ndarray:
+        return mmcv.imresize(x, scale, interpolation=rescale.interpolation,
+                             backend=rescale.backend)
+
+    h, w = first['ori_shape']
+    key = (h, w, scale, np.dtype(img.dtype).str, channels, rescale.interpolation)
+    if key not in _EXACT_GROUPS:
+        # 0: resizing to the same size copies (checked on random data like the groups)
+        _EXACT_GROUPS[key] = next(
+            (g for g in dict.fromkeys((0, 2, channels)) if (g or scale == (w, h)) and
+             grouped_resize_is_exact(resize, (h, w), channels, g, img.dtype)), None)
+    group = _EXACT_GROUPS[key]
+    if group is None:
+        return None
+    out = ResizedPlanes(planes, [planes.keys(plan) for _, plan in plans], resize, group)
+    chw = out.chw(0)
+    if chw.dtype != img.dtype or not np.array_equal(chw, np.moveaxis(img.reshape(
+            *img.shape[:2], -1), -1, 0)):
+        return None  # never seen; the windows are then resized whole, as before
+    return out
 
 
 def _identity(item):

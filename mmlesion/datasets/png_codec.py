@@ -43,7 +43,9 @@ def raw_to_hu(raw_uint16: np.ndarray) -> np.ndarray:
     if raw.dtype != np.uint16:
         raise TypeError(f'raw_to_hu expects the uint16 values of a 16-bit DeepLesion PNG, '
                         f'got dtype {raw.dtype}')
-    return raw.astype(np.float32) - np.float32(PNG_HU_OFFSET)
+    hu = raw.astype(np.float32)
+    hu -= np.float32(PNG_HU_OFFSET)  # in place: one array, the values of hu - offset
+    return hu
 
 
 def hu_to_raw(hu: np.ndarray) -> np.ndarray:

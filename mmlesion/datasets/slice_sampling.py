@@ -39,7 +39,9 @@ _SNAP_TOL = 1e-6
 def apply_hu_window(hu: np.ndarray,
                     low: float = DEFAULT_WINDOW_HU[0],
                     high: float = DEFAULT_WINDOW_HU[1],
-                    out: Tuple[float, float] = DEFAULT_OUT_RANGE) -> np.ndarray:
+                    out: Tuple[float, float] = DEFAULT_OUT_RANGE,
+                    *,
+                    dst: Optional[np.ndarray] = None) -> np.ndarray:
     """Clip HU to ``[low, high]`` and map linearly onto ``out`` (float32), like MONAI's
     ``ScaleIntensityRange(a_min=low, a_max=high, b_min=out[0], b_max=out[1], clip=True)``.
 
@@ -50,6 +52,9 @@ def apply_hu_window(hu: np.ndarray,
         hu: array in HU, any shape.
         low, high: window bounds in HU, ``low <= high``.
         out: output range ``(out_low, out_high)``.
+        dst: float32 array of ``hu``'s shape to write the result into (``hu`` itself when the
+            caller no longer needs it); None: a new array.  Same values either way: the four
+            float32 steps ``clip, - low, * scale, + out_low`` run in place.
 
     Returns:
         float32 array of the same shape.
@@ -59,13 +64,18 @@ def apply_hu_window(hu: np.ndarray,
     if not (math.isfinite(low) and math.isfinite(high)) or high < low:
         raise ValueError(f'HU window must be finite with low <= high, got ({low}, {high})')
     hu = np.asarray(hu, dtype=np.float32)
-    clipped = np.clip(hu, low, high)
     width = high - low
     if width == 0:
-        return np.full_like(clipped, out_low, dtype=np.float32)
+        if dst is None:
+            return np.full(hu.shape, out_low, dtype=np.float32)
+        dst[...] = np.float32(out_low)
+        return dst
     scale = np.float32((out_high - out_low) / width)
-    mapped = (clipped - np.float32(low)) * scale + np.float32(out_low)
-    return mapped.astype(np.float32, copy=False)
+    mapped = np.clip(hu, low, high, out=dst)
+    mapped -= np.float32(low)
+    mapped *= scale
+    mapped += np.float32(out_low)
+    return mapped
 
 
 WindowSpec = Union[Tuple[float, float], Sequence[Tuple[float, float]]]
@@ -99,7 +109,8 @@ def normalize_window(window: WindowSpec, where: str = 'window_hu'
 
 
 def apply_window(hu: np.ndarray, window: WindowSpec,
-                 out: Tuple[float, float] = DEFAULT_OUT_RANGE) -> np.ndarray:
+                 out: Tuple[float, float] = DEFAULT_OUT_RANGE, *,
+                 overwrite: bool = False) -> np.ndarray:
     """Window HU onto ``out``: one ``(low, high)`` window (:func:`apply_hu_window`), or a composite.
 
     A composite window ``[(l1, h1), (l2, h2), ...]`` is the mean of the windows' images, each
@@ -113,19 +124,27 @@ def apply_window(hu: np.ndarray, window: WindowSpec,
         hu: array in HU, any shape.
         window: ``(low, high)`` or a sequence of such windows.
         out: output range ``(out_low, out_high)``.
+        overwrite: ``hu`` is a float32 array the caller no longer needs: the result may be
+            written into it (same values; fewer large temporaries).
 
     Returns:
         float32 array of the same shape.
     """
     window = normalize_window(window)
+    hu = np.asarray(hu)
+    own = overwrite and hu.dtype == np.float32 and hu.flags.writeable
     if not isinstance(window[0], tuple):
-        return apply_hu_window(hu, window[0], window[1], out)
-    acc = None
-    for low, high in window:
-        part = apply_hu_window(hu, low, high, (0.0, 1.0))
-        acc = part if acc is None else acc + part
-    scale = np.float32((float(out[1]) - float(out[0])) / len(window))
-    return (acc * scale + np.float32(out[0])).astype(np.float32, copy=False)
+        return apply_hu_window(hu, window[0], window[1], out, dst=hu if own else None)
+    # sum of the parts in window order, then * scale + out[0]: in place, the same float32 steps
+    acc = apply_hu_window(hu, window[0][0], window[0][1], (0.0, 1.0))
+    part = None
+    for i, (low, high) in enumerate(window[1:]):
+        last = i == len(window) - 2
+        part = apply_hu_window(hu, low, high, (0.0, 1.0), dst=hu if own and last else part)
+        acc += part
+    acc *= np.float32((float(out[1]) - float(out[0])) / len(window))
+    acc += np.float32(out[0])
+    return acc
 
 
 def window_to_hu(value: np.ndarray, window: WindowSpec,

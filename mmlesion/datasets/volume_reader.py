@@ -10,7 +10,7 @@ Files: ``<image_root>/<series>/<KKK>.png`` (``KKK`` = absolute slice index, 3 di
 ``(first, last)`` inclusive.
 """
 from collections import OrderedDict
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Container, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 from mmengine import fileio
@@ -272,6 +272,32 @@ class VolumeReader:
                                   window_hu, out_range, target_interval_mm, present(keys))
 
 
+def window_plans(volume: Container[int],
+                 slice_range: Sequence[int],
+                 slice_interval_mm: Optional[float],
+                 num_slices: int = 9,
+                 target_interval_mm: float = ss.TARGET_INTERVAL_MM,
+                 key_indices: Optional[Iterable[int]] = None
+                 ) -> Tuple[List[Tuple[int, ss.InterpolationPlan]], int]:
+    """The interpolation plan of every window of a sub-volume.
+
+    Args:
+        volume: the available absolute slice indices (a decoded volume's dict works).
+        slice_range: ``(first, last)`` absolute, inclusive.
+        key_indices: centre slices, in order (default: every slice of ``volume``, increasing).
+        Others: as in :meth:`VolumeReader.window`.
+
+    Returns:
+        ``([(key index, plan), ...], reach)``: ``reach`` bounds how far (in slices) from its
+        key a window reads, so a window at key ``k`` uses no slice below ``k - reach``.
+    """
+    first, last = _check_range(slice_range)
+    offsets = ss.sample_positions(slice_interval_mm, num_slices, target_interval_mm)
+    reach = int(np.ceil(np.abs(offsets).max())) if len(offsets) else 0
+    keys = sorted(volume) if key_indices is None else key_indices
+    return [(k, ss.interpolation_plan(k, (first, last), volume, offsets)) for k in keys], reach
+
+
 def volume_windows(volume: Dict[int, np.ndarray],
                    slice_range: Sequence[int],
                    slice_interval_mm: Optional[float],
@@ -291,16 +317,192 @@ def volume_windows(volume: Dict[int, np.ndarray],
         Others: as in :meth:`VolumeReader.window`.
 
     Yields:
-        ``(absolute slice index, H x W x num_slices float32)``.
+        ``(absolute slice index, H x W x num_slices float32)``: to the last bit
+        ``apply_window(blend_slices(plan, volume))`` of the window's plan, with each distinct
+        channel image blended and windowed once (:class:`WindowPlanes`).
     """
     first, last = _check_range(slice_range)
     offsets = ss.sample_positions(slice_interval_mm, num_slices, target_interval_mm)
+    reach = int(np.ceil(np.abs(offsets).max())) if len(offsets) else 0
+    planes = WindowPlanes(volume, window_hu, out_range)
     for key_index in (sorted(volume) if key_indices is None else key_indices):
         plan = ss.interpolation_plan(key_index, (first, last), volume, offsets)
-        stack = ss.blend_slices(plan, volume)
-        if window_hu is not None:
-            stack = ss.apply_window(stack, window_hu, out_range)
-        yield key_index, stack
+        yield key_index, planes.stack(plan)
+        planes.forget_below(int(key_index) - reach)
+
+
+class WindowPlanes:
+    """The windowed ``H x W`` channel images of a sub-volume's windows, each computed once.
+
+    Neighbouring windows share channels: a slice read whole, or the same two slices blended
+    with the same weights.  A channel of an
+    :class:`~mmlesion.datasets.slice_sampling.InterpolationPlan` is named by :meth:`keys` --
+    ``((i0, None),)`` for slice ``i0`` alone, else the sorted ``((i, float32 weight), ...)``
+    pairs of ``w0 * slice[i0] + w1 * slice[i1]`` (float32 weights as
+    :func:`~mmlesion.datasets.slice_sampling.blend_slices`; the sum is commutative, so both
+    orders are one image) -- and blended, windowed and passed through ``post`` once
+    (:meth:`get`).  Windowing is elementwise, so a stack of these images is, to the last bit,
+    the windowed stack of the blended channels.
+
+    Args:
+        volume: ``{absolute index: HU H x W}``.
+        window_hu, out_range: as :func:`~mmlesion.datasets.slice_sampling.apply_window`
+            (``window_hu=None``: float32 HU).
+        post: applied to each windowed image (e.g. the uint8 rounding of a pipeline that does
+            not keep float32); must be elementwise for stacks to equal their parts.
+    """
+
+    def __init__(self, volume: Dict[int, np.ndarray], window_hu: Optional[ss.WindowSpec],
+                 out_range: Tuple[float, float],
+                 post: Optional[Callable[[np.ndarray], np.ndarray]] = None):
+        self.volume = volume
+        self.window_hu = window_hu
+        self.out_range = out_range
+        self.post = post
+        self.planes: Dict[tuple, np.ndarray] = {}
+        self._scratch: Optional[np.ndarray] = None  # w1 * slice[i1] of a blend, reused
+
+    @staticmethod
+    def keys(plan: ss.InterpolationPlan) -> List[tuple]:
+        """The name of each channel's image (see the class docstring), channel order."""
+        out = []
+        for (i0, i1), (w0, w1) in zip(plan.indices.tolist(), plan.weights.tolist()):
+            if w1 == 0:
+                out.append(((i0, None), ))
+            else:
+                out.append(tuple(sorted(((i0, np.float32(w0)), (i1, np.float32(w1))))))
+        return out
+
+    def get(self, key: tuple) -> np.ndarray:
+        """The windowed image of the channel named ``key``, computed on first use."""
+        img = self.planes.get(key)
+        if img is None:
+            if key[0][1] is None:
+                img = np.asarray(self.volume[key[0][0]])
+                own = False
+            else:  # channel (i0, w0), (i1, w1) of blend_slices: w0 * s[i0] + w1 * s[i1]
+                (i0, w0), (i1, w1) = key
+                s0, s1 = np.asarray(self.volume[i0]), np.asarray(self.volume[i1])
+                img = w0 * s0
+                if self._scratch is None or self._scratch.shape != img.shape or \
+                        self._scratch.dtype != img.dtype:
+                    self._scratch = np.empty_like(img)
+                img += np.multiply(w1, s1, out=self._scratch)  # in place: the same sum
+                own = True
+            img = (np.asarray(img, dtype=np.float32) if self.window_hu is None else
+                   ss.apply_window(img, self.window_hu, self.out_range, overwrite=own))
+            if self.post is not None:
+                img = self.post(img)
+            self.planes[key] = img
+        return img
+
+    def stack(self, plan: ss.InterpolationPlan) -> np.ndarray:
+        """``H x W x C`` stack of ``plan``'s channel images."""
+        chans = [self.get(k) for k in self.keys(plan)]
+        shapes = {c.shape for c in chans}
+        if len(shapes) != 1 or len(next(iter(shapes))) != 2:
+            raise ValueError(f'slices to blend must be 2D arrays of one shape, got {shapes}')
+        return np.stack(chans, axis=-1)
+
+    def forget_below(self, index: int) -> None:
+        """Drop the images made only of slices below ``index`` (windows at increasing keys
+        past ``index + reach`` cannot use them; one that does recomputes them)."""
+        for key in [k for k in self.planes if max(i for i, _ in k) < index]:
+            del self.planes[key]
+
+
+class ResizedPlanes:
+    """The channel images of a sub-volume's windows, resized, each once: the windows of a
+    per-window resize (``resize(H x W x C) -> H' x W' x C``) built from them.
+
+    A resize that treats channels independently gives a window's channels whether it resizes
+    the window or its channel images in groups -- provided the groups take the same arithmetic
+    (OpenCV's bilinear resize has its own code for 1, 3 and 4 channels);
+    :func:`grouped_resize_is_exact` checks a group size.  Images are resized ``group`` at a
+    time, the group filled with the images the next windows need (then repeats of the last).
+
+    Args:
+        planes: the windowed channel images (:class:`WindowPlanes`).
+        window_keys: the channel keys of every window, in the order they will be asked for.
+        resize: ``H x W x group`` -> ``H' x W' x group``.
+        group: channels per ``resize`` call; 0: ``resize`` is the identity (a resize to the
+            same size copies), the images are used as they are.
+    """
+
+    def __init__(self, planes: WindowPlanes, window_keys: Sequence[Sequence[tuple]],
+                 resize: Callable[[np.ndarray], np.ndarray], group: int):
+        self.planes = planes
+        self.window_keys = [list(k) for k in window_keys]
+        self.resize = resize
+        self.group = int(group)
+        self.resized: Dict[tuple, np.ndarray] = {}
+        self._buf: Optional[np.ndarray] = None  # the group's H x W x group input, reused
+
+    def _missing(self, n: int, taken: list) -> List[tuple]:
+        return [k for k in dict.fromkeys(self.window_keys[n])
+                if k not in self.resized and k not in taken]
+
+    def chw(self, n: int) -> np.ndarray:
+        """``C x H' x W'`` (contiguous) of window ``n``: its resized channel images."""
+        todo = self._missing(n, [])
+        m = n + 1
+        while self.group and len(todo) % self.group and m < len(self.window_keys):
+            todo += self._missing(m, todo)[:self.group - len(todo) % self.group]  # fill a group
+            m += 1
+        step = max(self.group, 1)
+        for start in range(0, len(todo), step):
+            keys = todo[start:start + step]
+            imgs = [self.planes.get(k) for k in keys]
+            if self.group == 0:  # the identity: the images themselves
+                out = np.stack(imgs, axis=-1)
+            else:
+                imgs += [imgs[-1]] * (self.group - len(imgs))
+                shape = (*imgs[0].shape, self.group)
+                if self._buf is None or self._buf.shape != shape or \
+                        self._buf.dtype != imgs[0].dtype:
+                    self._buf = np.empty(shape, imgs[0].dtype)
+                out = np.asarray(self.resize(np.stack(imgs, axis=-1, out=self._buf)))
+                out = out.reshape(*out.shape[:2], -1)  # OpenCV drops a single channel's axis
+            for c, k in enumerate(keys):
+                # contiguous: a channel image is copied into each of the windows using it
+                self.resized[k] = imgs[c] if self.group == 0 else np.ascontiguousarray(
+                    out[..., c])
+                self.planes.planes.pop(k, None)  # the full-size image is not needed again
+        return np.stack([self.resized[k] for k in self.window_keys[n]], axis=0)
+
+    def forget_below(self, index: int) -> None:
+        """As :meth:`WindowPlanes.forget_below`."""
+        self.planes.forget_below(index)
+        for key in [k for k in self.resized if max(i for i, _ in k) < index]:
+            del self.resized[key]
+
+
+def grouped_resize_is_exact(resize: Callable[[np.ndarray], np.ndarray], shape: Tuple[int, int],
+                            channels: int, group: int, dtype=np.float32, seed: int = 0) -> bool:
+    """Whether resizing ``channels`` images ``group`` at a time gives, bit for bit, each channel
+    of resizing them at once -- checked on random ``H x W`` images of ``dtype`` (the code path
+    of a resize depends on the geometry, channel count and type, not on the values).
+    ``group=0``: whether the resize returns its input unchanged.
+    """
+    rng = np.random.default_rng(seed)
+    if np.issubdtype(np.dtype(dtype), np.integer):
+        img = rng.integers(0, 256, (*shape, channels)).astype(dtype)
+    else:
+        img = rng.uniform(-1000.0, 1000.0, (*shape, channels)).astype(dtype)
+    whole = np.asarray(resize(img))
+    whole = whole.reshape(*whole.shape[:2], -1)
+    if group == 0:
+        return whole.dtype == img.dtype and np.array_equal(whole, img)
+    for start in range(0, channels, group):
+        idx = list(range(start, min(start + group, channels)))
+        idx += [idx[-1]] * (group - len(idx))
+        part = np.asarray(resize(np.ascontiguousarray(img[..., idx])))
+        part = part.reshape(*part.shape[:2], -1)
+        if part.dtype != whole.dtype or part.shape[:2] != whole.shape[:2] or any(
+                not np.array_equal(part[..., c], whole[..., i])
+                for c, i in enumerate(idx[:min(group, channels - start)])):
+            return False
+    return True
 
 
 def _check_range(slice_range: Sequence[int]) -> Tuple[int, int]:
