@@ -63,11 +63,11 @@ def synthetic_converted(tmp_path_factory):
     return root
 
 
-@pytest.fixture
-def tiny_detector_cfg():
+def make_tiny_detector_cfg():
     """A fresh config dict of a small MSCN (``LesionCenterNet``, DenseNet25D blocks (2, 3, 4),
     growth 8): the real components at a few thousand parameters, for fast model tests.
-    Channels: 16 + 2*8 = 32 -> 16 + 3*8 = 40 -> 20 + 4*8 = 52."""
+    Channels: 16 + 2*8 = 32 -> 16 + 3*8 = 40 -> 20 + 4*8 = 52.  (Module-scoped fixtures import
+    it: they cannot use the function-scoped fixture below.)"""
     return dict(
         type='LesionCenterNet',
         data_preprocessor=dict(type='DetDataPreprocessor', mean=[50.0], std=[1.0],
@@ -79,6 +79,12 @@ def tiny_detector_cfg():
         bbox_head=dict(type='CenterNetHNSLHead', num_classes=1, in_channels=16,
                        feat_channels=16),
         test_cfg=dict(topk=10, local_maximum_kernel=3, max_per_img=10, flip_test=False))
+
+
+@pytest.fixture
+def tiny_detector_cfg():
+    """:func:`make_tiny_detector_cfg`, fresh for each test."""
+    return make_tiny_detector_cfg()
 
 
 # the 9-slice test pipeline of the paper's configs, at 0.8 mm/px

@@ -4,23 +4,5 @@
 # NCCL on GPUs; on a CPU-only machine the ranks use gloo (mmlesion.engine.launch).
 # NNODES, NODE_RANK, PORT and MASTER_ADDR as in mmdet.
 set -euo pipefail
-CONFIG=$1
-GPUS=$2
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
-DIR="$(cd "$(dirname "$0")" && pwd)"
-# the interpreter: .venv, else $PYTHON, else python3 / python (tools/README.md)
-. "$DIR/_python.sh"
-# make `import mmlesion` work from a source checkout that is not pip-installed
-PYTHONPATH="$DIR/..${PYTHONPATH:+:$PYTHONPATH}" \
-"$PY" -m torch.distributed.run \
-    --nnodes="$NNODES" \
-    --node_rank="$NODE_RANK" \
-    --master_addr="$MASTER_ADDR" \
-    --nproc_per_node="$GPUS" \
-    --master_port="$PORT" \
-    "$DIR/harvest_round.py" \
-    "$CONFIG" \
-    --launcher pytorch "${@:3}"
+. "$(cd "$(dirname "$0")" && pwd)/_torchrun.sh"
+torchrun_tool harvest_round.py "$2" "$1" "${@:3}"

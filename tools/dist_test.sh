@@ -5,25 +5,5 @@
 # CPU-only machine the ranks use gloo (mmlesion.engine.launch).  NNODES, NODE_RANK, PORT and
 # MASTER_ADDR as in mmdet.
 set -euo pipefail
-CONFIG=$1
-CHECKPOINT=$2
-GPUS=$3
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
-DIR="$(cd "$(dirname "$0")" && pwd)"
-# the interpreter: .venv, else $PYTHON, else python3 / python (tools/README.md)
-. "$DIR/_python.sh"
-# make `import mmlesion` work from a source checkout that is not pip-installed
-PYTHONPATH="$DIR/..${PYTHONPATH:+:$PYTHONPATH}" \
-"$PY" -m torch.distributed.run \
-    --nnodes="$NNODES" \
-    --node_rank="$NODE_RANK" \
-    --master_addr="$MASTER_ADDR" \
-    --nproc_per_node="$GPUS" \
-    --master_port="$PORT" \
-    "$DIR/test.py" \
-    "$CONFIG" \
-    "$CHECKPOINT" \
-    --launcher pytorch "${@:4}"
+. "$(cd "$(dirname "$0")" && pwd)/_torchrun.sh"
+torchrun_tool test.py "$3" "$1" "$2" "${@:4}"

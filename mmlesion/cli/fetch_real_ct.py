@@ -27,7 +27,7 @@ import urllib.request
 from http.client import HTTPException
 from typing import BinaryIO, Dict, List, Optional
 
-from mmlesion.utils.fileio import atomic_open
+from mmlesion.utils.fileio import atomic_open, file_sha256
 from mmlesion.utils.locations import (
     REAL_CT_FILES,
     SHARED_DATA_BESIDE_CWD,
@@ -59,11 +59,7 @@ class FetchError(Exception):
 
 
 def sha256_of(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(CHUNK), b''):
-            h.update(chunk)
-    return h.hexdigest()
+    return file_sha256(path, CHUNK)
 
 
 def default_dest(cache: Optional[str] = None) -> str:

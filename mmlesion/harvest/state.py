@@ -14,21 +14,11 @@ import os.path as osp
 import time
 from typing import Any, Dict, Iterable, Mapping, Optional
 
-from mmlesion.utils.fileio import atomic_dump_json
+from mmlesion.utils.fileio import atomic_dump_json, file_sha256
 
 __all__ = ['RoundState', 'file_sha256', 'settings_fingerprint', 'STATE_FILE']
 
 STATE_FILE = 'state.json'
-_CHUNK = 1 << 20
-
-
-def file_sha256(path: str) -> str:
-    """SHA-256 of a file's bytes (hex)."""
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(_CHUNK), b''):
-            h.update(block)
-    return h.hexdigest()
 
 
 def settings_fingerprint(settings: Any) -> str:

@@ -4,6 +4,7 @@ Every output of mmlesion (converted JSON, generated PNGs, pickles, figures) is w
 temporary file in the destination folder and then renamed over the final name, so a reader
 sees either the old complete file or the new complete file, never a truncated one.
 """
+import hashlib
 import json
 import os
 import pickle
@@ -62,3 +63,12 @@ def atomic_dump_json(obj: Any, path: PathLike, indent: Union[int, None] = None) 
 def atomic_dump_pickle(obj: Any, path: PathLike, protocol: int = 4) -> None:
     with atomic_open(path, 'wb') as f:
         pickle.dump(obj, f, protocol=protocol)
+
+
+def file_sha256(path: PathLike, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a file's bytes (hex), read ``chunk`` bytes at a time."""
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(chunk), b''):
+            h.update(block)
+    return h.hexdigest()

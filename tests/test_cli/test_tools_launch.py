@@ -38,7 +38,8 @@ def test_every_tool_has_a_shebang_the_run_bit_and_the_interpreter_header():
         out = subprocess.run(['git', 'ls-files', '-s', 'tools'], cwd=REPO, capture_output=True,
                              text=True).stdout
         modes = {line.split('\t')[1]: line.split()[0] for line in out.splitlines()}
-    for name in tool_scripts() + ['dist_train.sh', 'dist_test.sh', 'slurm_train.sh']:
+    for name in tool_scripts() + ['dist_train.sh', 'dist_test.sh', 'dist_harvest.sh',
+                                  'slurm_train.sh']:
         path = osp.join(TOOLS, name)
         with open(path) as f:
             text = f.read()
@@ -50,8 +51,11 @@ def test_every_tool_has_a_shebang_the_run_bit_and_the_interpreter_header():
         if name.endswith('.py'):
             header = text.index('import _interpreter')
             assert 'import mmlesion' not in text[:header] and 'from mmlesion' not in text[:header]
-        else:
-            assert '. "$DIR/_python.sh"' in text and '"$PYTHON"' not in text, name
+        else:  # the interpreter chosen by _python.sh (directly or through _torchrun.sh)
+            assert ('. "$DIR/_python.sh"' in text or '/_torchrun.sh"' in text), name
+            assert '"$PYTHON"' not in text, name
+    with open(osp.join(TOOLS, '_torchrun.sh')) as f:
+        assert '. "$_torchrun_dir/_python.sh"' in f.read()
 
 
 @pytest.mark.parametrize('names', [('eval_p3d.py', 'convert_deeplesion.py')])

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import make_tiny_detector_cfg
 from mmengine.config import Config
 
 import mmlesion  # noqa: F401
@@ -77,20 +78,6 @@ def _write_configs(root: Path, where: Path, tiny_detector_cfg) -> Path:
     return harvest
 
 
-def _tiny_cfg():
-    """tests/conftest.py's tiny_detector_cfg (a module-scoped fixture cannot use that one)."""
-    return dict(
-        type='LesionCenterNet',
-        data_preprocessor=dict(type='DetDataPreprocessor', mean=[50.0], std=[1.0],
-                               bgr_to_rgb=False, pad_size_divisor=16),
-        backbone=dict(type='DenseNet25D', num_slice_groups=3, growth_rate=8,
-                      block_config=(2, 3, 4), bn_size=2, num_init_features=16),
-        neck=dict(type='LesionFPNUpsample', in_channels=[32, 40, 52], out_channels=16,
-                  feat_channels=16),
-        bbox_head=dict(type='CenterNetHNSLHead', num_classes=1, in_channels=16,
-                       feat_channels=16))
-
-
 def _digest(rd: str) -> dict:
     out = {}
     for name in DATA_OUTPUTS:
@@ -116,7 +103,7 @@ def uninterrupted(synthetic_converted, tmp_path_factory):
     """Round 1 run straight through in ``<tmp>/harvest``; its outputs, then the folder is left
     for the tests (each restores it as it needs)."""
     base = tmp_path_factory.mktemp('harvest_round')
-    cfg_path = _write_configs(synthetic_converted, base / 'configs', _tiny_cfg())
+    cfg_path = _write_configs(synthetic_converted, base / 'configs', make_tiny_detector_cfg())
     work = base / 'harvest'
     # one thread like the tests (module fixtures are set up before one_torch_thread): the
     # resumed runs must compute the same floats
@@ -242,7 +229,7 @@ def test_second_round_finetunes_and_pools_table1(uninterrupted):
 
 
 def test_bad_configs_fail_before_training(synthetic_converted, tmp_path, capsys):
-    cfg_path = _write_configs(synthetic_converted, tmp_path / 'configs', _tiny_cfg())
+    cfg_path = _write_configs(synthetic_converted, tmp_path / 'configs', make_tiny_detector_cfg())
     text = cfg_path.read_text()
     missing = tmp_path / 'missing.py'
     missing.write_text(text.replace('Revised-Train-VM.pkl', 'Revised-Nope.pkl'))
