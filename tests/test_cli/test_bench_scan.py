@@ -38,3 +38,18 @@ def test_bench_scan_smoke(synthetic_converted, tiny_detector_cfg, tmp_path, caps
     for stage in ('(a)  PNG decode', '(b)  input side', '(b0) pre-issue-15', '(c)  full scan',
                   '(d)  stacking', 'b/a = ', 'c/b = ', 'random init'):
         assert stage in printed
+
+
+def test_gpu_check_script_is_valid_bash():
+    """``tools/benchmarks/gpu_check.sh`` needs a GPU to run; here: executable, and bash parses
+    it (``bash -n``)."""
+    import os
+    import shutil
+    import subprocess
+
+    import pytest
+    path = osp.join(REPO, 'tools', 'benchmarks', 'gpu_check.sh')
+    assert os.access(path, os.X_OK)
+    if shutil.which('bash') is None:
+        pytest.skip('no bash')
+    subprocess.run(['bash', '-n', path], check=True)
