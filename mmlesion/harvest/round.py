@@ -13,7 +13,8 @@ in its ``state.json`` with the SHA-256 of what it consumed and wrote,
    its complete marks: 1/0; V_H against R: 1/-1).  Per-volume records make the scan itself
    resumable; distributed runs shard the volumes over the ranks.  -> ``proposals.json``.
 4. ``lpc``: the LPC trained on P_M^R ∪ P_H^R vs P_M^- (the unknown rest is dropped by its
-   dataset).  -> ``lpc.pth``.
+   dataset); rounds ``i > 1`` finetune round ``i-1``'s (``harvest.lpc.finetune``, default
+   True).  -> ``lpc.pth``.
 5. ``score``: ``s_c`` of every proposal.  -> ``proposals_scored.json``.
 6. ``select``: the V_M threshold at the target precision, P_H^+, P_H^-; written as
    ``harvested_positives.{pkl,json}``, ``hard_negatives.{pkl,json}`` (Lesion Harvester detection
@@ -175,7 +176,8 @@ class HarvestRunner:
         if step == 'scan':
             return ['lpg.pth', osp.abspath(s.train_ann), osp.abspath(s.v_m_ann)]
         if step == 'lpc':
-            return ['proposals.json', osp.abspath(s.lpc['config'])]
+            ins = ['proposals.json', osp.abspath(s.lpc['config'])]
+            return ins + ([osp.join(prev, 'lpc.pth')] if i > 1 and self._lpc_finetunes else [])
         if step == 'score':
             return ['proposals.json', 'lpc.pth']
         if step == 'select':
@@ -451,13 +453,22 @@ class HarvestRunner:
                               series, lpc.get('epochs'),
                               copy.deepcopy(dict(lpc.get('cfg_options') or {})))
 
+    @property
+    def _lpc_finetunes(self) -> bool:
+        return bool(self.settings.lpc.get('finetune', True))
+
     def _step_lpc(self, i: int, rd: str):
         cfg = self._lpc_config(rd)
+        if i > 1 and self._lpc_finetunes:
+            # paper Fig. 2, step 3: "train/finetune the LPC": a later round starts from the
+            # previous round's classifier, which has seen that round's (larger) proposal set
+            cfg.load_from = osp.join(round_dir(self.work_dir, i - 1), 'lpc.pth')
         final = self._train(cfg)
         if self._is_main():
             _copy_atomic(final, osp.join(rd, 'lpc.pth'))
         self._barrier()
-        return ['lpc.pth'], dict(trained=final, epochs=int(cfg.train_cfg.max_epochs))
+        return ['lpc.pth'], dict(trained=final, epochs=int(cfg.train_cfg.max_epochs),
+                                 finetuned_from=cfg.get('load_from'))
 
     def _step_score(self, i: int, rd: str):
         from mmengine.runner import Runner

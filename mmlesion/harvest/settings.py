@@ -48,7 +48,8 @@ class HarvestSettings:
             LPG already trained on R ∪ V_M: round 1 reuses it when that file's content equals
             round 1's training file), ``epochs`` (round 1 from scratch; None: the config's),
             ``finetune_epochs`` and ``finetune_cfg_options`` (rounds > 1).
-        lpc: ``config``, ``cfg_options``, ``epochs``.
+        lpc: ``config``, ``cfg_options``, ``epochs``, ``finetune`` (rounds > 1 start from the
+            previous round's LPC; default True).
         scan: ``device``, ``batch_size``, ``num_workers`` of the scans.
     """
     image_root: str

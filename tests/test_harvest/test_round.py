@@ -219,6 +219,7 @@ def test_second_round_finetunes_and_pools_table1(uninterrupted):
     report = HarvestRunner(cfg, str(work)).run_round(2)
     rd2 = work / 'round_2'
     assert report['steps']['lpg']['finetuned_from'] == str(work / 'round_1' / 'lpg.pth')
+    assert report['steps']['lpc']['finetuned_from'] == str(work / 'round_1' / 'lpc.pth')
     assert json.loads((rd2 / 'lpg_train.json').read_text()) == json.loads(
         (work / 'round_1' / 'next_train.json').read_text())
     assert 'R ∪ P_H,1^+ ∪ P_H,2^+' in report['table1']['rows']
