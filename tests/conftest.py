@@ -66,8 +66,7 @@ def synthetic_converted(tmp_path_factory):
 def make_tiny_detector_cfg():
     """A fresh config dict of a small MSCN (``LesionCenterNet``, DenseNet25D blocks (2, 3, 4),
     growth 8): the real components at a few thousand parameters, for fast model tests.
-    Channels: 16 + 2*8 = 32 -> 16 + 3*8 = 40 -> 20 + 4*8 = 52.  (Module-scoped fixtures import
-    it: they cannot use the function-scoped fixture below.)"""
+    Channels: 16 + 2*8 = 32 -> 16 + 3*8 = 40 -> 20 + 4*8 = 52."""
     return dict(
         type='LesionCenterNet',
         data_preprocessor=dict(type='DetDataPreprocessor', mean=[50.0], std=[1.0],
@@ -85,6 +84,13 @@ def make_tiny_detector_cfg():
 def tiny_detector_cfg():
     """:func:`make_tiny_detector_cfg`, fresh for each test."""
     return make_tiny_detector_cfg()
+
+
+@pytest.fixture(scope='session')
+def make_tiny_detector():
+    """:func:`make_tiny_detector_cfg` itself, for module-scoped fixtures (they cannot use the
+    function-scoped ``tiny_detector_cfg``)."""
+    return make_tiny_detector_cfg
 
 
 # the 9-slice test pipeline of the paper's configs, at 0.8 mm/px

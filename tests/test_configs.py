@@ -11,10 +11,12 @@ from mmdet.registry import MODELS
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # detector configs; the lesion proposal classifier's (configs/lpc/) are checked in
-# tests/test_lpc_configs.py
+# tests/test_lpc_configs.py, the harvest configs (configs/harvest/) below
 TOP_LEVEL = sorted(
     p for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
-    if '_base_' not in p and osp.join('configs', 'lpc', '') not in p)
+    if '_base_' not in p and osp.join('configs', 'lpc', '') not in p
+    and osp.join('configs', 'harvest', '') not in p)
+HARVEST = sorted(glob.glob(osp.join(REPO, 'configs', 'harvest', '*.py')))
 
 
 def test_short_aliases_exist():
@@ -48,3 +50,14 @@ def test_paper_values_visible_in_real_data_config():
     assert cfg.model.backbone.fusion_levels == (2, )
     mscn = Config.fromfile(osp.join(REPO, 'configs', 'mscn.py'))
     assert mscn.train_dataloader.dataset.drop_hard_negatives is True
+
+
+@pytest.mark.parametrize('path', HARVEST, ids=lambda p: osp.relpath(p, REPO))
+def test_harvest_config_settings(path):
+    """Harvest configs parse into HarvestSettings and name LPG and LPC configs that exist."""
+    from mmlesion.harvest import HarvestSettings
+    s = HarvestSettings.from_config(Config.fromfile(path), path)
+    for part in (s.lpg, s.lpc):
+        assert osp.isfile(osp.join(REPO, part['config'])), part['config']
+    assert s.precision == 0.95 and s.score_thr == 0.1
+    assert (s.hard_negative_s_g, s.hard_negative_top_k) == (0.5, 5)

@@ -42,8 +42,7 @@ from typing import Dict, List, Mapping, Sequence, Tuple
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from mmlesion.structures.boxes import _EPS as _IOU_EPS
-from mmlesion.structures.boxes import box_area_2d, box_iou_2d_pairs
+from mmlesion.structures.boxes import OVERLAP_EPS, box_area_2d, box_iou_2d_pairs
 from mmlesion.structures.conventions import STACK_PLUS_ONE
 from mmlesion.structures.tracklet import Tracklet
 
@@ -167,7 +166,7 @@ def _admissible(box, rows: list, areas: list, lo: int, hi: int, thr: float,
         if iw <= 0.0 or ih <= 0.0:
             continue
         inter = iw * ih
-        iou = inter / max(area + areas[j] - inter, _IOU_EPS)
+        iou = inter / max(area + areas[j] - inter, OVERLAP_EPS)
         if iou > thr:
             out.append((j, iou))
     return out

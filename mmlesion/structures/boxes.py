@@ -13,9 +13,10 @@ boxes give an overlap of 0 instead of a division by zero.
 import numpy as np
 
 __all__ = ['box_area_2d', 'box_iou_2d', 'box_iou_2d_pairs', 'box_iobb_2d', 'box_iobb_2d_pairs',
-           'box_iou_3d', 'box_iou_3d_pairs', 'match_pairs_by_key']
+           'box_iou_3d', 'box_iou_3d_pairs', 'match_pairs_by_key', 'OVERLAP_EPS']
 
-_EPS = 1e-6
+# the smallest union (or box area) divided by: degenerate boxes give 0, not a division by 0
+OVERLAP_EPS = 1e-6
 
 
 def _as_boxes(boxes, min_cols: int, name: str) -> np.ndarray:
@@ -68,7 +69,7 @@ def _iou_2d(a: np.ndarray, b: np.ndarray, plus_one: bool) -> np.ndarray:
     inter = _intersection_2d(a, b, plus_one)
     area_a = _extent(a[..., 0], a[..., 2], plus_one) * _extent(a[..., 1], a[..., 3], plus_one)
     area_b = _extent(b[..., 0], b[..., 2], plus_one) * _extent(b[..., 1], b[..., 3], plus_one)
-    return inter / np.maximum(area_a + area_b - inter, _EPS)
+    return inter / np.maximum(area_a + area_b - inter, OVERLAP_EPS)
 
 
 def box_iobb_2d(det_boxes, gt_boxes, plus_one: bool = True) -> np.ndarray:
@@ -94,7 +95,7 @@ def box_iobb_2d_pairs(det_boxes, gt_boxes, plus_one: bool = True) -> np.ndarray:
 def _iobb_2d(a: np.ndarray, b: np.ndarray, plus_one: bool) -> np.ndarray:
     inter = _intersection_2d(a, b, plus_one)
     area_a = _extent(a[..., 0], a[..., 2], plus_one) * _extent(a[..., 1], a[..., 3], plus_one)
-    return inter / np.maximum(area_a, _EPS)
+    return inter / np.maximum(area_a, OVERLAP_EPS)
 
 
 def _iou_3d(a: np.ndarray, b: np.ndarray, plus_one: bool) -> np.ndarray:
@@ -107,7 +108,7 @@ def _iou_3d(a: np.ndarray, b: np.ndarray, plus_one: bool) -> np.ndarray:
                     plus_one), 0.0)
         vol_a = vol_a * _extent(a[..., lo], a[..., hi], plus_one)
         vol_b = vol_b * _extent(b[..., lo], b[..., hi], plus_one)
-    return inter / np.maximum(vol_a + vol_b - inter, _EPS)
+    return inter / np.maximum(vol_a + vol_b - inter, OVERLAP_EPS)
 
 
 def box_iou_3d(boxes_a, boxes_b, plus_one: bool = False) -> np.ndarray:

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_tiny_detector_cfg
 from mmengine.config import Config
 
 import mmlesion  # noqa: F401
@@ -99,11 +98,11 @@ def _same(a: dict, b: dict) -> None:
 
 
 @pytest.fixture(scope='module')
-def uninterrupted(synthetic_converted, tmp_path_factory):
+def uninterrupted(synthetic_converted, tmp_path_factory, make_tiny_detector):
     """Round 1 run straight through in ``<tmp>/harvest``; its outputs, then the folder is left
     for the tests (each restores it as it needs)."""
     base = tmp_path_factory.mktemp('harvest_round')
-    cfg_path = _write_configs(synthetic_converted, base / 'configs', make_tiny_detector_cfg())
+    cfg_path = _write_configs(synthetic_converted, base / 'configs', make_tiny_detector())
     work = base / 'harvest'
     # one thread like the tests (module fixtures are set up before one_torch_thread): the
     # resumed runs must compute the same floats
@@ -229,8 +228,9 @@ def test_second_round_finetunes_and_pools_table1(uninterrupted):
     assert 'report' in state['steps']
 
 
-def test_bad_configs_fail_before_training(synthetic_converted, tmp_path, capsys):
-    cfg_path = _write_configs(synthetic_converted, tmp_path / 'configs', make_tiny_detector_cfg())
+def test_bad_configs_fail_before_training(synthetic_converted, tmp_path, capsys,
+                                          tiny_detector_cfg):
+    cfg_path = _write_configs(synthetic_converted, tmp_path / 'configs', tiny_detector_cfg)
     text = cfg_path.read_text()
     missing = tmp_path / 'missing.py'
     missing.write_text(text.replace('Revised-Train-VM.pkl', 'Revised-Nope.pkl'))
