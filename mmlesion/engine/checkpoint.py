@@ -37,7 +37,6 @@ mmengine gives a checkpoint loader no context: ``Runner.load_checkpoint`` / ``re
   restores the previous list on exit.
 """
 import contextlib
-import hashlib
 import json
 import os
 import os.path as osp
@@ -47,6 +46,8 @@ from typing import Iterator, List
 
 import torch
 from mmengine.runner.checkpoint import CheckpointLoader
+
+from mmlesion.utils.fileio import file_sha256
 
 
 class TrustedDirs:
@@ -106,15 +107,6 @@ def is_trusted(filename: str) -> bool:
 
 class UntrustedCheckpointError(RuntimeError):
     """A checkpoint outside the trusted directories holds more than weights."""
-
-
-def file_sha256(path: str, chunk: int = 1 << 22) -> str:
-    """SHA-256 of a file's bytes (hex)."""
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(chunk), b''):
-            h.update(block)
-    return h.hexdigest()
 
 
 class OwnCheckpoints:
