@@ -29,18 +29,32 @@ harvest rounds -- so all of them see the same inputs and the same stacking:
 Frames (:mod:`mmlesion.structures.conventions`): tracklets are in mmlesion's frame, absolute z
 (an array volume counts its slices from ``first_slice``), 0-based continuous-corner pixels.
 """
+import contextlib
 import copy
 import math
 import os.path as osp
+from collections import deque
 from dataclasses import dataclass, field, replace
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import (
+    Any,
+    Deque,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
 
 import mmcv
 import numpy as np
 import torch
 from mmengine.config import Config
+from mmengine.model import is_model_wrapper
 from mmengine.registry import init_default_scope
-from mmengine.runner.amp import autocast
 from mmengine.runner.checkpoint import load_checkpoint, load_state_dict
 from torch.utils.data import DataLoader, Dataset
 
@@ -64,13 +78,16 @@ from mmlesion.structures.volume import VolumeInfo, volume_info_from_key
 __all__ = ['init_lesion_detector', 'predict_volume', 'predict_volumes', 'VolumePredictor',
            'VolumePrediction', 'VolumeScanInputs', 'ArrayVolume', 'split_test_pipeline',
            'get_test_pipeline', 'fill_spacing', 'check_series_folders', 'LOADING_TRANSFORMS',
-           'ARRAY_VOLUME_KEY']
+           'ARRAY_VOLUME_KEY', 'AMP_DTYPES']
 
 # transforms that read files: the volume scan replaces them by the volume reader
 LOADING_TRANSFORMS = ('LoadMultiSliceFromFile', 'LoadLesionAnnotations', 'LoadAnnotations',
                       'LoadImageFromFile')
 # the key of an in-memory volume that names no DeepLesion sub-volume
 ARRAY_VOLUME_KEY = 'array'
+# VolumePredictor(amp_dtype=...): the autocast dtypes, by the names a config gives them
+AMP_DTYPES = {'fp16': torch.float16, 'float16': torch.float16, 'bf16': torch.bfloat16,
+              'bfloat16': torch.bfloat16}
 
 
 # ---------------------------------------------------------------------------------- the model
@@ -493,8 +510,26 @@ class VolumePredictor:
         link_iou: IoU a detection must exceed to extend a track (0.8).
         extend: slices of virtual extension for gap bridging (1).
         fuse_iou: overlap to fuse tracks across a gap (0.8).
-        batch_size: slices per ``test_step`` (one volume per batch; the last may be smaller).
-        fp16: autocast the model.
+        batch_size: slices per ``test_step``.
+        fp16: autocast the model in half precision, as mmengine's ``autocast()`` does: float16 on
+            CUDA, bfloat16 on the CPU.  The same as ``amp_dtype='fp16'`` on CUDA.
+        amp_dtype: autocast the model in this dtype: ``'bf16'`` / ``'bfloat16'`` or ``'fp16'`` /
+            ``'float16'`` (None: float32, unless ``fp16``).
+        channels_last: convert the model's weights (in place, at the first forward pass) and each
+            batch's inputs to channels-last memory layout (NHWC): faster convolutions on GPUs
+            with tensor cores and on many CPUs; the same numbers to float tolerance.
+        cross_volume: fill every forward pass with ``batch_size`` slices taken from consecutive
+            volumes (False: each pass holds slices of one volume, so a volume of 10 slices at
+            batch 16 runs one pass of 10).  Only slices whose model inputs have the same shape
+            share a pass -- DeepLesion's volumes are resized to their own spacing, and padding a
+            slice to a larger batch would change its detections -- and each volume's detections
+            are routed back to it and stacked as before.  See :meth:`predict_items`.
+        open_volumes: ``cross_volume``: prepared volumes held at most while their slices wait
+            for a full batch of their shape; beyond it the oldest volume's slices run in a
+            smaller batch (bounds host memory: a 60-slice 9 x 448 px volume is ~0.5 GB).
+        pin_memory: prepare volumes into page-locked (pinned) host memory and copy them to the
+            GPU with ``non_blocking`` copies, so that the copy overlaps the model; None (default):
+            when the model is on CUDA.
         strict: True: an unreadable slice or a volume without slices raises.  False (scans of
             many volumes): the slice is treated as missing, the volume is reported with
             ``error`` and no tracklets (:class:`VolumePrediction`).
@@ -502,9 +537,23 @@ class VolumePredictor:
 
     def __init__(self, model, pipeline: Optional[Sequence] = None, *, score_thr: float = 0.1,
                  link_iou: float = 0.8, extend: int = 1, fuse_iou: float = 0.8,
-                 batch_size: int = 8, fp16: bool = False, strict: bool = True) -> None:
+                 batch_size: int = 8, fp16: bool = False, amp_dtype: Optional[str] = None,
+                 channels_last: bool = False, cross_volume: bool = False,
+                 open_volumes: int = 4, pin_memory: Optional[bool] = None,
+                 strict: bool = True) -> None:
         if int(batch_size) < 1:
             raise ValueError(f'batch_size must be >= 1, got {batch_size}')
+        if int(open_volumes) < 1:
+            raise ValueError(f'open_volumes must be >= 1, got {open_volumes}')
+        if amp_dtype is not None:
+            if str(amp_dtype).lower() not in AMP_DTYPES:
+                raise ValueError(f'amp_dtype must be one of {sorted(AMP_DTYPES)} or None, got '
+                                 f'{amp_dtype!r}')
+            amp_dtype = 'bf16' if AMP_DTYPES[str(amp_dtype).lower()] is torch.bfloat16 \
+                else 'fp16'
+            if fp16 and amp_dtype != 'fp16':
+                raise ValueError(f'fp16=True asks for float16 and amp_dtype={amp_dtype!r} for '
+                                 'bfloat16: give one of them')
         if pipeline is None:
             cfg = getattr(model, 'cfg', None) or getattr(getattr(model, 'module', None), 'cfg',
                                                          None)
@@ -518,8 +567,56 @@ class VolumePredictor:
                               extend=int(extend), fuse_iou=float(fuse_iou))
         self.batch_size = int(batch_size)
         self.fp16 = bool(fp16)
+        self.amp_dtype = amp_dtype
+        self.channels_last = bool(channels_last)
+        self.cross_volume = bool(cross_volume)
+        self.open_volumes = int(open_volumes)
+        self.pin_memory = pin_memory
         self.strict = bool(strict)
+        self._model_ready = False
 
+    # ------------------------------------------------------------------ settings
+    @property
+    def device(self) -> torch.device:
+        """The device of the model's first parameter (CPU for a model without any)."""
+        param = next(iter(self.model.parameters()), None)
+        return torch.device('cpu') if param is None else param.device
+
+    @property
+    def autocast_dtype(self) -> Optional[torch.dtype]:
+        """The dtype the model runs under autocast, None for float32."""
+        if self.amp_dtype is not None:
+            return AMP_DTYPES[self.amp_dtype]
+        if self.fp16:  # mmengine's autocast(): float16 on CUDA, bfloat16 on the CPU
+            return torch.float16 if self.device.type == 'cuda' else torch.bfloat16
+        return None
+
+    @property
+    def pins_memory(self) -> bool:
+        """Whether inputs go to pinned host memory (``pin_memory``, default: model on CUDA)."""
+        if self.pin_memory is None:
+            return self.device.type == 'cuda'
+        return bool(self.pin_memory) and torch.cuda.is_available()
+
+    def _autocast(self):
+        dtype = self.autocast_dtype
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=dtype)
+
+    def _prepare_model(self):
+        """The unwrapped model, made ready once: channels-last weights, non-blocking copies of
+        pinned inputs (the data preprocessor's ``.to(device, non_blocking=...)``)."""
+        module = self.model.module if is_model_wrapper(self.model) else self.model
+        if not self._model_ready:
+            if self.channels_last:
+                module.to(memory_format=torch.channels_last)
+            if self.pins_memory and hasattr(module, 'data_preprocessor'):
+                module.data_preprocessor._non_blocking = True
+            self._model_ready = True
+        return module
+
+    # ------------------------------------------------------------------ data
     def inputs(self, volumes: Sequence[Union[VolumeInfo, ArrayVolume]],
                image_root: Optional[str] = None, cache_volumes: int = 1) -> VolumeScanInputs:
         """The dataset of prepared volumes (one item per volume) for these volumes."""
@@ -529,29 +626,45 @@ class VolumePredictor:
     def dataloader(self, inputs: VolumeScanInputs, num_workers: int = 0) -> DataLoader:
         """Volumes prepared in ``num_workers`` worker processes (0: in this process) while the
         model runs: one item per volume, all its slices in memory (~7 MB per 9-slice 448 px
-        slice, so ~0.5 GB for a 60-slice volume; keep ``num_workers`` modest)."""
+        slice, so ~0.5 GB for a 60-slice volume; keep ``num_workers`` modest).  With
+        :attr:`pins_memory`, the DataLoader's pinning thread copies each item's inputs into
+        pinned memory while the model runs."""
         if int(num_workers) < 0:
             raise ValueError(f'num_workers must be >= 0, got {num_workers}')
         return DataLoader(inputs, batch_size=None, shuffle=False, num_workers=int(num_workers),
-                          collate_fn=_identity)
+                          collate_fn=_identity, pin_memory=self.pins_memory)
 
+    # ------------------------------------------------------------------ prediction
     @torch.no_grad()
-    def predict_prepared(self, item: dict) -> VolumePrediction:
-        """Detect on every slice of one prepared volume (a :class:`VolumeScanInputs` item) and
-        stack the detections."""
-        slices = item['slices']
-        slice_dets: Dict[int, np.ndarray] = {}
-        for start in range(0, len(slices), self.batch_size):
-            chunk = slices[start:start + self.batch_size]
-            data = dict(inputs=[p['inputs'] for _, p in chunk],
-                        data_samples=[p['data_samples'] for _, p in chunk])
-            with autocast(enabled=self.fp16):
+    def detect(self, packed: Sequence[dict]) -> List[np.ndarray]:
+        """One forward pass over packed slices (``inputs``, ``data_samples``), any volumes.
+
+        Returns:
+            per slice, ``(n, 5) float64 [x1, y1, x2, y2, score]`` in the original slice frame
+            (0-based px).
+        """
+        module = self._prepare_model()
+        data = dict(inputs=[p['inputs'] for p in packed],
+                    data_samples=[p['data_samples'] for p in packed])
+        with self._autocast():
+            if self.channels_last:
+                # test_step with the batch tensor made NHWC between preprocessing and forward
+                data = module.data_preprocessor(data, False)
+                data['inputs'] = data['inputs'].contiguous(memory_format=torch.channels_last)
+                outputs = module._run_forward(data, mode='predict')
+            else:
                 outputs = self.model.test_step(data)
-            for (z, _), out in zip(chunk, outputs):
-                pred = out.pred_instances
-                boxes = pred.bboxes.detach().float().cpu().numpy().reshape(-1, 4)
-                scores = pred.scores.detach().float().cpu().numpy().reshape(-1, 1)
-                slice_dets[z] = np.concatenate([boxes, scores], axis=1).astype(np.float64)
+        dets = []
+        for out in outputs:
+            pred = out.pred_instances
+            boxes = pred.bboxes.detach().float().cpu().numpy().reshape(-1, 4)
+            scores = pred.scores.detach().float().cpu().numpy().reshape(-1, 1)
+            dets.append(np.concatenate([boxes, scores], axis=1).astype(np.float64))
+        return dets
+
+    def _finish(self, item: dict, slice_dets: Dict[int, np.ndarray]) -> VolumePrediction:
+        """Stack one volume's slice detections: its :class:`VolumePrediction`."""
+        slices = item['slices']
         tracklets = stack_volume(slice_dets, item['image_size'], **self.stack_cfg) \
             if slices else []
         return VolumePrediction(volume=item['volume'], tracklets=tracklets,
@@ -560,13 +673,87 @@ class VolumePredictor:
                                 bad_slices=list(item.get('bad_slices') or []),
                                 error=item.get('error'))
 
+    def predict_prepared(self, item: dict) -> VolumePrediction:
+        """Detect on every slice of one prepared volume (a :class:`VolumeScanInputs` item),
+        ``batch_size`` slices of it per pass, and stack the detections."""
+        slices = item['slices']
+        slice_dets: Dict[int, np.ndarray] = {}
+        for start in range(0, len(slices), self.batch_size):
+            chunk = slices[start:start + self.batch_size]
+            for (z, _), dets in zip(chunk, self.detect([p for _, p in chunk])):
+                slice_dets[z] = dets
+        return self._finish(item, slice_dets)
+
+    def predict_items(self, items: Iterable[dict]) -> Iterator[VolumePrediction]:
+        """Predict prepared volumes (e.g. :meth:`dataloader`'s items), one
+        :class:`VolumePrediction` each, in their order.
+
+        Per volume (:meth:`predict_prepared`), or with ``cross_volume`` in passes of
+        ``batch_size`` slices filled from consecutive volumes: slices wait in one queue per
+        input shape, a full queue runs, and a volume is stacked and yielded as soon as it and
+        every volume before it have all their detections.  When more than ``open_volumes``
+        volumes wait, the oldest one's slices run in a smaller pass; at the end every queue
+        runs.  Each slice's detections are the model's for that slice (no padding beyond its
+        own volume's: the same to float tolerance; tests/test_apis/test_scan_gpu_path.py).
+        """
+        if not self.cross_volume:
+            for item in items:
+                yield self.predict_prepared(item)
+            return
+        waiting: Deque[_OpenVolume] = deque()
+        queues: Dict[tuple, List[tuple]] = {}  # input shape -> [(volume, z, packed), ...]
+
+        def run(key: tuple) -> None:
+            queue = queues[key]
+            batch, queues[key] = queue[:self.batch_size], queue[self.batch_size:]
+            if not queues[key]:
+                del queues[key]
+            for (vol, z, _), dets in zip(batch, self.detect([p for _, _, p in batch])):
+                vol.slice_dets[z] = dets
+                vol.left -= 1
+
+        def finished() -> Iterator[VolumePrediction]:
+            while waiting and not waiting[0].left:
+                done = waiting.popleft()
+                yield self._finish(done.item, done.slice_dets)
+
+        for item in items:
+            vol = _OpenVolume(item, {}, len(item['slices']))
+            waiting.append(vol)
+            for z, packed in item['slices']:
+                inputs = packed['inputs']
+                key = (tuple(inputs.shape), str(inputs.dtype))
+                queues.setdefault(key, []).append((vol, z, packed))
+                if len(queues[key]) == self.batch_size:
+                    run(key)
+            yield from finished()
+            while len(waiting) > self.open_volumes:  # the oldest runs in a smaller pass
+                oldest = waiting[0]
+                run(next(k for k, q in queues.items() if any(v is oldest for v, _, _ in q)))
+                yield from finished()
+        while queues:  # the end: the queue holding the oldest waiting slice first
+            run(min(queues, key=lambda k: _position(waiting, queues[k][0][0])))
+            yield from finished()
+        yield from finished()  # volumes without slices
+
     def predict(self, volumes: Sequence[Union[VolumeInfo, ArrayVolume]],
                 image_root: Optional[str] = None,
                 num_workers: int = 0) -> Iterator[VolumePrediction]:
         """Predict volumes in order, preparing them in ``num_workers`` processes."""
         inputs = self.inputs(volumes, image_root)
-        for item in self.dataloader(inputs, num_workers):
-            yield self.predict_prepared(item)
+        yield from self.predict_items(self.dataloader(inputs, num_workers))
+
+
+@dataclass
+class _OpenVolume:
+    """A prepared volume whose slices wait for cross-volume passes: ``left`` still to run."""
+    item: dict
+    slice_dets: Dict[int, np.ndarray]
+    left: int
+
+
+def _position(waiting: Deque[_OpenVolume], vol: _OpenVolume) -> int:
+    return next(i for i, v in enumerate(waiting) if v is vol)
 
 
 def _resolve_volumes(volumes, image_root, series_info, spacing,

@@ -68,6 +68,11 @@ def scan_fingerprint(model, predictor: VolumePredictor, model_cfg: Any = None) -
         version=RECORD_VERSION, model_cfg=model_cfg,
         loader=repr(predictor.loader), transforms=[repr(t) for t in predictor.transforms],
         stack=predictor.stack_cfg, batch_size=predictor.batch_size, fp16=predictor.fp16)
+    # the GPU path's settings change detections (to float tolerance, or by precision): named
+    # only when on, so that the records of scans without them keep their fingerprint
+    for key in ('amp_dtype', 'channels_last', 'cross_volume'):
+        if getattr(predictor, key, None):
+            settings[key] = getattr(predictor, key)
     h = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
     h.update(_state_dict_digest(model).encode())
     return h.hexdigest()[:16]

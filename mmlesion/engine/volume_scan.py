@@ -23,7 +23,7 @@ import os.path as osp
 import time
 from dataclasses import replace
 from datetime import timedelta
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 from mmengine.dist import get_dist_info
@@ -56,6 +56,17 @@ def _join(root: Optional[str], path: Optional[str]) -> Optional[str]:
     return osp.join(root, path)
 
 
+def _precision(predictor: VolumePredictor) -> str:
+    """The scan's numerics in words, for the log."""
+    dtype = predictor.autocast_dtype
+    words = ['float32' if dtype is None else f'autocast {str(dtype).replace("torch.", "")}']
+    if predictor.channels_last:
+        words.append('channels last')
+    if predictor.pins_memory:
+        words.append('pinned inputs')
+    return ', '.join(words)
+
+
 @LOOPS.register_module()
 class VolumeScanTestLoop(BaseLoop):
     """Test loop that scans whole sub-volumes and evaluates 3D tracklets.
@@ -68,6 +79,11 @@ class VolumeScanTestLoop(BaseLoop):
         evaluator: per-volume metrics (``P3DMetric``, ``IoU3DMetric``).
         score_thr, link_iou, extend, fuse_iou, batch_size, fp16: prediction and stacking, see
             :class:`mmlesion.apis.VolumePredictor`.
+        amp_dtype, channels_last, cross_volume, open_volumes, pin_memory: the GPU path, all off
+            by default (pinned memory: on when the model is on CUDA) -- autocast in ``'bf16'``
+            or ``'fp16'``, channels-last weights and inputs, forward passes filled from
+            consecutive volumes; see :class:`mmlesion.apis.VolumePredictor` and
+            docs/method.md#scan-gpu.
         ann_file: annotation file whose volumes are scanned (mmlesion JSON or LH / LENS pickle);
             None: the ``ann_file`` of the first P3D / 3D IoU metric, else the dataset's.
         ann_format, lens_subset: see :func:`~mmlesion.evaluation.load_annotation_set`.
@@ -108,6 +124,11 @@ class VolumeScanTestLoop(BaseLoop):
                  show_max_tracklets: int = 5,
                  log_interval: int = 10,
                  fp16: bool = False,
+                 amp_dtype: Optional[str] = None,
+                 channels_last: bool = False,
+                 cross_volume: bool = False,
+                 open_volumes: int = 4,
+                 pin_memory: Optional[bool] = None,
                  resume: bool = True,
                  strict: bool = False) -> None:
         self._runner = runner
@@ -137,7 +158,8 @@ class VolumeScanTestLoop(BaseLoop):
             self.predictor = VolumePredictor(
                 runner.model, ds['pipeline'], score_thr=score_thr, link_iou=link_iou,
                 extend=extend, fuse_iou=fuse_iou, batch_size=batch_size, fp16=fp16,
-                strict=strict)
+                amp_dtype=amp_dtype, channels_last=channels_last, cross_volume=cross_volume,
+                open_volumes=open_volumes, pin_memory=pin_memory, strict=strict)
         except ValueError as e:
             raise ValueError(f'VolumeScanTestLoop: {e}') from None
         self.loader = self.predictor.loader
@@ -256,6 +278,13 @@ class VolumeScanTestLoop(BaseLoop):
         """Predict one prepared volume (:meth:`VolumePredictor.predict_prepared`)."""
         return self.predictor.predict_prepared(item)
 
+    def predictions(self) -> Iterator[VolumePrediction]:
+        """This rank's predictions, in volume order: :meth:`scan_item` per volume, or with
+        ``cross_volume`` :meth:`VolumePredictor.predict_items` (passes across volumes)."""
+        if self.predictor.cross_volume:
+            return self.predictor.predict_items(self.dataloader)
+        return map(self.scan_item, self.dataloader)
+
     def _result(self, pred: VolumePrediction) -> dict:
         """The per-volume result passed to the evaluator."""
         vol, ann = pred.volume, self.annotation_set
@@ -305,8 +334,10 @@ class VolumeScanTestLoop(BaseLoop):
             f'VolumeScan: {n_total} volumes of {self.ann_file} '
             f'({self.annotation_set.num_boxes} lesion boxes); rank {self.rank}/{self.world_size} '
             f'scans {n_mine}; t_G={stack["score_thr"]:g}, '
-            f'link IoU>{stack["link_iou"]:g}, batch {self.predictor.batch_size}, '
-            f'{self.loader.num_slices}-slice input, workers {self.num_workers}')
+            f'link IoU>{stack["link_iou"]:g}, batch {self.predictor.batch_size}'
+            f'{" across volumes" if self.predictor.cross_volume else ""}, '
+            f'{self.loader.num_slices}-slice input, workers {self.num_workers}, '
+            f'{_precision(self.predictor)}')
         incomplete = self.annotation_set.incomplete_volumes()
         if incomplete and self.rank == 0:
             print_log(f'VolumeScan: {len(incomplete)} of {n_total} volumes of {self.ann_file} '
@@ -336,8 +367,7 @@ class VolumeScanTestLoop(BaseLoop):
             bad_slices.extend(pred.bad_slices)
             self.evaluator.process(data_samples=[self._result(pred)], data_batch=None)
         n_todo = len(self.inputs)
-        for i, item in enumerate(self.dataloader):
-            pred = self.scan_item(item)
+        for i, pred in enumerate(self.predictions()):
             self.num_decoded += pred.num_decoded
             self.num_slices += pred.num_slices
             if pred.bad_slices:

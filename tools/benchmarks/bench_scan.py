@@ -2,7 +2,9 @@
 """Benchmark: the volume scan's cost, stage by stage, on the same volumes in one run.
 
     tools/benchmarks/bench_scan.py CONFIG [CHECKPOINT] --data-root DIR --ann FILE \\
-        [--workers N] [--device cpu|cuda] [--max-volumes N] [--batch-size 8]
+        [--workers N] [--device cpu|cuda] [--max-volumes N] [--batch-size 8] \\
+        [--amp-dtype bf16|fp16] [--channels-last] [--cross-volume] [--no-pin-memory] \\
+        [--variants fp32,bf16,bf16+cl,bf16+cl+xv]
     # the demo's data and model:
     tools/benchmarks/bench_scan.py \\
         configs/synthetic/mscn-hnsl_densenet-tiny-9slice_1xb8-cpu_synthetic.py \\
@@ -20,7 +22,17 @@ Stages, each timed over every slice of the volumes of ``--ann`` (``DIR/Images_pn
      window the whole stack, resize it, pack it), and whether its model inputs equal (b)'s bit
      for bit (``--no-reference`` skips it);
 (c)  the full scan, :func:`~mmlesion.apis.predict_volumes`: (b), the model, and stacking;
-(d)  stacking alone (:func:`~mmlesion.stacking.stack_volume`) on (c)'s slice detections.
+(d)  stacking alone (:func:`~mmlesion.stacking.stack_volume`) on (c)'s slice detections;
+(e)  the model and stacking alone, on the volumes prepared beforehand and held in memory
+     (:meth:`~mmlesion.apis.VolumePredictor.predict_items`; pinned where the scan pins): what the
+     device does when the data side keeps up.
+
+The GPU path (docs/method.md#scan-gpu): ``--amp-dtype``, ``--channels-last``, ``--cross-volume``
+(and pinned inputs, on by default on CUDA) set the scan's settings; ``--variants`` times (c) and
+(e) for several settings in the same run, one row each, after one warm-up pass each -- names
+joined by ``+`` from ``fp32``, ``fp16``, ``bf16`` (autocast dtype), ``cl`` (channels last),
+``xv`` (cross-volume batches), ``nopin`` (pageable inputs) -- and reports each variant's largest
+score difference from the first and whether its tracklets are identical to the first's.
 
 (a), (b) and (b0) run in ``--workers`` DataLoader processes (0: in this process), as the scan's
 data side does, with one torch thread and ``--cv2-threads`` (default 1) OpenCV threads per
@@ -29,7 +41,7 @@ times, interleaved, best of each.  Prints slices/s, the ratios b/a (input side o
 decoding, same slices, same processes), b0/b and c/b, and stacking's time per slice.  Files are
 read once before timing (warm page cache).  Without CHECKPOINT the model is randomly initialised
 (its speed is real, its detections -- and so stacking's load -- are not).  Timings are printed,
-never asserted.  CPU or CUDA (``--device``) alike.
+never asserted.  CPU or CUDA (``--device``) alike.  Output is flushed line by line.
 """
 import os.path as osp
 import sys
@@ -67,7 +79,22 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument('--batch-size', type=int, default=8, help='slices per forward pass')
     p.add_argument('--score-thr', type=float, default=0.1,
                    help='t_G: slice detections scoring above it are stacked (0.1)')
-    p.add_argument('--fp16', action='store_true', help='autocast the model')
+    p.add_argument('--fp16', action='store_true',
+                   help='autocast the model as mmengine does (float16 on CUDA, bfloat16 on CPU)')
+    p.add_argument('--amp-dtype', choices=('bf16', 'fp16'), default=None,
+                   help='autocast the model in this dtype (default: float32)')
+    p.add_argument('--channels-last', action='store_true',
+                   help='channels-last weights and inputs')
+    p.add_argument('--cross-volume', action='store_true',
+                   help='fill each forward pass with slices of consecutive volumes')
+    p.add_argument('--no-pin-memory', action='store_true',
+                   help='pageable inputs on CUDA (default: pinned, non-blocking copies)')
+    p.add_argument('--variants', default=None,
+                   help='comma-separated scan settings timed side by side in (c) and (e), each '
+                   '"+"-joined from fp32, fp16, bf16, cl, xv, nopin, e.g. '
+                   '"fp32,bf16,bf16+cl,bf16+cl+xv" (default: the one the flags above set)')
+    p.add_argument('--no-prepared', action='store_true',
+                   help='skip (e), the model on volumes prepared beforehand')
     p.add_argument('--cv2-threads', type=int, default=1,
                    help='OpenCV threads per process (default 1: the data side per core)')
     p.add_argument('--repeat', type=int, default=3,
@@ -201,6 +228,60 @@ def _run_inputs(dataset, workers: int, cv2_threads: int, keep: bool):
     return n, dec, items
 
 
+_DTYPE_TOKENS = ('fp32', 'fp16', 'bf16')
+_VARIANT_TOKENS = _DTYPE_TOKENS + ('cl', 'xv', 'nopin')
+
+
+def parse_variants(args: argparse.Namespace) -> List[tuple]:
+    """``[(name, VolumePredictor kwargs), ...]`` of ``--variants``, else of the flags."""
+    if args.variants is None:
+        kw = dict(fp16=args.fp16, amp_dtype=args.amp_dtype, channels_last=args.channels_last,
+                  cross_volume=args.cross_volume,
+                  pin_memory=False if args.no_pin_memory else None)
+        tokens = [args.amp_dtype or ('fp16' if args.fp16 else 'fp32')]
+        tokens += [t for t, on in (('cl', args.channels_last), ('xv', args.cross_volume),
+                                   ('nopin', args.no_pin_memory)) if on]
+        return [('+'.join(tokens), kw)]
+    out = []
+    for name in (v.strip() for v in args.variants.split(',') if v.strip()):
+        tokens = name.split('+')
+        unknown = [t for t in tokens if t not in _VARIANT_TOKENS]
+        dtypes = [t for t in tokens if t in _DTYPE_TOKENS]
+        if unknown or len(dtypes) > 1:
+            raise SystemExit(f'--variants: {name!r} is not "+"-joined from '
+                             f'{", ".join(_VARIANT_TOKENS)} with at most one dtype')
+        dtype = dtypes[0] if dtypes else 'fp32'
+        out.append((name, dict(amp_dtype=None if dtype == 'fp32' else dtype,
+                               channels_last='cl' in tokens, cross_volume='xv' in tokens,
+                               pin_memory=False if 'nopin' in tokens else None)))
+    if not out:
+        raise SystemExit('--variants: no variant given')
+    return out
+
+
+def _tracklets_key(preds) -> list:
+    return [(p.volume.key, [(t.z.tobytes(), t.boxes.tobytes(), t.filled.tobytes())
+                            for t in p.tracklets]) for p in preds]
+
+
+def _score_diff(preds, ref) -> float:
+    """Largest |score difference| of matching slice detections (inf: other detection counts)."""
+    diff = 0.0
+    for p, q in zip(preds, ref):
+        for z, d in p.slice_dets.items():
+            e = q.slice_dets.get(z)
+            if e is None or e.shape != d.shape:
+                return math.inf
+            if len(d):
+                diff = max(diff, float(np.abs(d[:, 4] - e[:, 4]).max()))
+    return diff
+
+
+def _row(name: str, n: int, dt: float) -> None:
+    print(f'{name:<28}{n:>8}{dt:>10.3f}{n / max(dt, 1e-12):>11.1f}{1e3 * dt / max(n, 1):>10.3f}'
+          f'{928e3 * dt / max(n, 1) / 3600:>11.2f}')
+
+
 def _best(times: dict, key: str, n: int, dt: float) -> None:
     if key not in times or dt < times[key][1]:
         times[key] = (n, dt)
@@ -209,6 +290,9 @@ def _best(times: dict, key: str, n: int, dt: float) -> None:
 def main(argv: Optional[List[str]] = None) -> dict:
     """Run the stages; returns ``{'times': {stage: (slices, seconds)}, 'ratios': {...}}``."""
     args = parse_args(argv)
+    variants = parse_variants(args)
+    if hasattr(sys.stdout, 'reconfigure'):
+        sys.stdout.reconfigure(line_buffering=True)  # each figure as soon as it is measured
     import cv2
     import torch
 
@@ -218,7 +302,6 @@ def main(argv: Optional[List[str]] = None) -> dict:
         check_series_folders,
         fill_spacing,
         init_lesion_detector,
-        predict_volumes,
     )
     from mmlesion.datasets.volume_reader import VolumeReader
     from mmlesion.evaluation.annotation_set import load_annotation_set
@@ -248,12 +331,17 @@ def main(argv: Optional[List[str]] = None) -> dict:
     model = init_lesion_detector(args.config, args.checkpoint, device=args.device,
                                  trust_checkpoint=args.trust_checkpoint)
     stack_cfg = dict(score_thr=args.score_thr)
-    predictor = VolumePredictor(model, batch_size=args.batch_size, fp16=args.fp16, **stack_cfg)
+    predictor = VolumePredictor(model, batch_size=args.batch_size, **stack_cfg)
     print(f'{len(volumes)} volumes, {n_files} slices of {args.ann} (H x W {sizes}, slice '
           f'intervals {intervals} mm); model '
           f'{"random init" if args.checkpoint is None else osp.basename(args.checkpoint)} on '
-          f'{args.device}, batch {args.batch_size}; data side: {args.workers} worker process(es) '
-          f'(0: this one), each {args.cv2_threads} OpenCV thread(s) and 1 torch thread')
+          f'{args.device}, batch {args.batch_size}, scan variants {[n for n, _ in variants]}; '
+          f'data side: {args.workers} worker process(es) (0: this one), each '
+          f'{args.cv2_threads} OpenCV thread(s) and 1 torch thread; model: '
+          f'{torch.get_num_threads()} torch thread(s)')
+    names = {'a': '(a)  PNG decode', 'b': '(b)  input side', 'b0': '(b0) pre-issue-15'}
+    print(f'{"stage":<28}{"slices":>8}{"seconds":>10}{"slices/s":>11}{"ms/slice":>10}'
+          f'{"928K h":>11}')
 
     # the data side as in a DataLoader worker: one torch thread (two spin-wait on a busy CPU)
     model_threads = torch.get_num_threads()
@@ -285,35 +373,55 @@ def main(argv: Optional[List[str]] = None) -> dict:
                     for x, y in zip(new, old))
                 del new, old
     torch.set_num_threads(model_threads)
+    for k, name in names.items():
+        if k in times:
+            _row(name, *times[k])
 
     preds = []
+    n_trk = n_dets = 0
     if not args.no_model:
-        _sync(args.device)
-        t0 = time.perf_counter()
-        for pred in predict_volumes(model, volumes, image_root, num_workers=args.workers,
-                                    batch_size=args.batch_size, fp16=args.fp16, **stack_cfg):
-            preds.append(pred)
-        _sync(args.device)
-        times['c'] = (sum(p.num_slices for p in preds), time.perf_counter() - t0)
+        first_key = None
+        for name, kw in variants:
+            base = model.module if hasattr(model, 'module') else model
+            base.to(memory_format=torch.contiguous_format)  # undo an earlier variant's layout
+            base.data_preprocessor._non_blocking = False
+            scan = VolumePredictor(model, batch_size=args.batch_size, **stack_cfg, **kw)
+            warm = scan.inputs(volumes[:1], image_root)[0]['slices'][:args.batch_size]
+            if warm:  # CUDA context, cuDNN / oneDNN algorithm choice: outside the timing
+                scan.detect([p for _, p in warm])
+            _sync(args.device)
+            t0 = time.perf_counter()
+            got = list(scan.predict(volumes, image_root, num_workers=args.workers))
+            _sync(args.device)
+            times[f'c:{name}'] = (sum(p.num_slices for p in got), time.perf_counter() - t0)
+            _row(f'(c)  full scan {name}', *times[f'c:{name}'])
+            if not preds:
+                preds, first_key, times['c'] = got, _tracklets_key(got), times[f'c:{name}']
+            if not args.no_prepared:
+                items = list(scan.dataloader(scan.inputs(volumes, image_root), args.workers))
+                _sync(args.device)
+                t0 = time.perf_counter()
+                got_e = list(scan.predict_items(items))
+                _sync(args.device)
+                times[f'e:{name}'] = (sum(p.num_slices for p in got_e), time.perf_counter() - t0)
+                _row(f'(e)  prepared {name}', *times[f'e:{name}'])
+                del items, got_e
+            if got is not preds:
+                print(f'     {name}: tracklets identical to {variants[0][0]}\'s: '
+                      f'{_tracklets_key(got) == first_key}; largest |score difference| of its '
+                      f'slice detections: {_score_diff(got, preds):.3g}')
+            del got
 
         t0 = time.perf_counter()
-        n_trk = 0
         for p in preds:
             if p.num_slices:
                 n_trk += len(stack_volume(p.slice_dets, p.image_size, **predictor.stack_cfg))
         times['d'] = (sum(p.num_slices for p in preds), time.perf_counter() - t0)
+        _row('(d)  stacking', *times['d'])
         n_dets = sum(int((d[:, 4] > args.score_thr).sum()) for p in preds
                      for d in p.slice_dets.values())
 
-    names = {'a': '(a)  PNG decode', 'b': '(b)  input side', 'b0': '(b0) pre-issue-15',
-             'c': '(c)  full scan', 'd': '(d)  stacking'}
-    print(f'{"stage":<20}{"slices":>8}{"seconds":>10}{"slices/s":>11}{"ms/slice":>10}')
-    for k, name in names.items():
-        if k in times:
-            n, dt = times[k]
-            print(f'{name:<20}{n:>8}{dt:>10.3f}{n / max(dt, 1e-12):>11.1f}'
-                  f'{1e3 * dt / max(n, 1):>10.3f}')
-    per = {k: times[k][1] / max(times[k][0], 1) for k in times}
+    per = {k: times[k][1] / max(times[k][0], 1) for k in times if ':' not in k}
     ratios = dict(b_over_a=per['b'] / per['a'])
     line = f'b/a = {ratios["b_over_a"]:.2f} (input side / pure decoding, per slice)'
     if 'b0' in per:
@@ -327,8 +435,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
         print(f'c/b = {ratios["c_over_b"]:.2f} (full scan / input side); d = '
               f'{ratios["d_per_slice_ms"]:.3f} ms per slice ({100 * ratios["d_over_c"]:.2f}% of '
               f'the full scan; {n_dets} detections above t_G, {n_trk} tracklets); full scan '
-              f'{1 / per["c"]:.1f} slices/s: 928K slices (DeepLesion) in '
-              f'{928e3 * per["c"] / 3600:.1f} h on this device')
+              f'({variants[0][0]}) {1 / per["c"]:.1f} slices/s: 928K slices (DeepLesion) in '
+              f'{928e3 * per["c"] / 3600:.2f} h on this device')
     if n_dec != times['a'][0]:
         print(f'note: the input side decoded {n_dec} PNGs for {times["a"][0]} files')
     if same is False:

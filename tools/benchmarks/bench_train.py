@@ -103,13 +103,14 @@ def main(argv=None):
     for fmt in formats:
         torch.manual_seed(0)
         model = to_memory_format(MODELS.build(cfg.model).to(args.device), fmt)
-        results[fmt] = measure(model, data, args.iters, args.device)
-    n_params = sum(p.numel() for p in model.parameters()) / 1e6
-    print(f'{args.config}: {channels}-slice {args.size}x{args.size}, batch {args.batch}, '
-          f'{n_params:.2f} M parameters, device {args.device}, torch threads '
-          f'{torch.get_num_threads()}')
-    for fmt, (train_ips, infer_ips) in results.items():
-        print(f'{fmt:>13}  train: {train_ips:.2f} images/s   inference: {infer_ips:.2f} images/s')
+        if not results:
+            n_params = sum(p.numel() for p in model.parameters()) / 1e6
+            print(f'{args.config}: {channels}-slice {args.size}x{args.size}, batch {args.batch}, '
+                  f'{n_params:.2f} M parameters, device {args.device}, torch threads '
+                  f'{torch.get_num_threads()}', flush=True)
+        results[fmt] = train_ips, infer_ips = measure(model, data, args.iters, args.device)
+        print(f'{fmt:>13}  train: {train_ips:.2f} images/s   inference: {infer_ips:.2f} images/s',
+              flush=True)
     if len(results) == 2:
         (t0_, i0), (t1, i1) = results['contiguous'], results['channels_last']
         print(f'channels_last / contiguous: train x{t1 / t0_:.2f}, inference x{i1 / i0:.2f}')
