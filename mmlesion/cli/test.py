@@ -3,7 +3,7 @@
     tools/test.py CONFIG CHECKPOINT --eval p3d [--ann Revised-Test1071.pkl] [--out det.pkl]
         [--show-dir DIR] [--work-dir DIR] [--cfg-options k=v ...] [--launcher none|pytorch|...]
         [--trust-checkpoint] [--interp extrapolate|clamp] [--max-volumes N | --volumes KEY ...]
-        [--verbose] [--debug]
+        [--amp-dtype bf16|fp16] [--channels-last] [--cross-volume] [--verbose] [--debug]
 
 Arguments follow mmdet 3.3's ``tools/test.py``; ``--eval`` picks the evaluation
 (docs/method.md#evaluation):
@@ -19,7 +19,9 @@ LENS pickle): the scan covers that file's volumes, the images root stays the dat
 ``--out`` writes detections in the Lesion Harvester format (relative z, 1-based x/y, ``.pkl`` or
 ``.json``) -- ``tools/eval_p3d.py`` and the authors' evaluator read it.  ``--show-dir`` writes
 overlay PNGs.  ``--cfg-options`` apply after the ``--eval`` switch (e.g.
-``test_cfg.score_thr=0.05 test_cfg.batch_size=16``).
+``test_cfg.score_thr=0.05 test_cfg.batch_size=16``).  ``--amp-dtype``, ``--channels-last`` and
+``--cross-volume`` set the volume scan's GPU path (``test_cfg.amp_dtype`` etc.,
+docs/method.md#scan-gpu).
 
 Checkpoints are fully unpickled only inside the work dir or with ``--trust-checkpoint``; other
 files load weights-only (see :mod:`mmlesion.engine.checkpoint`).
@@ -86,6 +88,16 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='volume scan: rescan every volume (default: volumes finished by an '
                         'earlier run with the same checkpoint and settings are loaded from '
                         'WORK_DIR/volume_scan/)')
+    gpu = parser.add_argument_group('volume scan on a GPU (docs/method.md#scan-gpu)')
+    gpu.add_argument('--amp-dtype', choices=('bf16', 'fp16'), default=None,
+                     help='volume scan: run the model under autocast in this dtype (sets '
+                     'test_cfg.amp_dtype; default: the config\'s, float32)')
+    gpu.add_argument('--channels-last', action='store_true',
+                     help='volume scan: channels-last weights and inputs (sets '
+                     'test_cfg.channels_last)')
+    gpu.add_argument('--cross-volume', action='store_true',
+                     help='volume scan: fill each forward pass with slices of consecutive '
+                     'volumes (sets test_cfg.cross_volume)')
     parser.add_argument('--verbose', action='store_true',
                         help='print the environment and the config dump on the console too '
                         '(default: only in the work dir\'s log file)')
@@ -270,6 +282,15 @@ def build_test_config(args: argparse.Namespace) -> Config:
             cfg.test_cfg.strict = True
         if getattr(args, 'no_resume', False):
             cfg.test_cfg.resume = False
+        if getattr(args, 'amp_dtype', None):
+            cfg.test_cfg.amp_dtype = args.amp_dtype
+        if getattr(args, 'channels_last', False):
+            cfg.test_cfg.channels_last = True
+        if getattr(args, 'cross_volume', False):
+            cfg.test_cfg.cross_volume = True
+    elif any(getattr(args, k, None) for k in ('amp_dtype', 'channels_last', 'cross_volume')):
+        raise SystemExit('--amp-dtype, --channels-last and --cross-volume set the volume scan '
+                         '(VolumeScanTestLoop): give --eval p3d or iou3d')
     return cfg
 
 

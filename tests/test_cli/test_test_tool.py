@@ -117,6 +117,15 @@ def test_eval_switch_keeps_settings_and_applies_cli(tiny_setup, tmp_path):
     cfg = build_test_config(parse_args([s['cfg'], s['ckpt'], '--eval', 'p3d', '--strict',
                                         '--no-resume']))
     assert cfg.test_cfg.strict is True and cfg.test_cfg.resume is False
+    assert all(cfg.test_cfg.get(k) is None for k in ('amp_dtype', 'channels_last',
+                                                     'cross_volume'))
+    cfg = build_test_config(parse_args([s['cfg'], s['ckpt'], '--eval', 'p3d', '--amp-dtype',
+                                        'bf16', '--channels-last', '--cross-volume']))
+    assert (cfg.test_cfg.amp_dtype, cfg.test_cfg.channels_last, cfg.test_cfg.cross_volume) == \
+        ('bf16', True, True)
+    with pytest.raises(SystemExit, match='give --eval p3d'):
+        build_test_config(parse_args([s['cfg'], s['ckpt'], '--eval', 'recist2d',
+                                      '--cross-volume']))
     with pytest.raises(SystemExit):
         parse_args([s['cfg'], s['ckpt'], '--eval', 'p3d', 'recist2d'])
     with pytest.raises(SystemExit):

@@ -27,12 +27,14 @@ class OracleLesionDetector(BaseModel):
                     score = 0.9 if s['slice'] == les['key_slice'] else 0.6
                     self.boxes.setdefault((vol['key'], s['slice']), []).append(s['box'] + [score])
         self.seen = []
+        self.passes = []  # the volume of each slice, per test_step call
 
     def forward(self, inputs, data_samples=None, mode='tensor'):
         raise NotImplementedError('the oracle only predicts through test_step')
 
     def test_step(self, data):
         out = []
+        self.passes.append([s.metainfo['volume_id'] for s in data['data_samples']])
         for inputs, sample in zip(data['inputs'], data['data_samples']):
             meta = sample.metainfo
             self.seen.append((meta['volume_id'], meta['slice_index'], tuple(inputs.shape),

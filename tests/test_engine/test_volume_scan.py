@@ -108,6 +108,32 @@ def test_oracle_scan_scores_one_and_decodes_each_png_once(
     assert n_key == 21  # one per lesion of the 8 volumes
 
 
+def test_cross_volume_passes_in_the_loop(synthetic_converted, tmp_path, volume_scan_config):
+    """``test_cfg.cross_volume``: passes of 4 slices filled across volumes (the training split
+    holds two volumes resized alike); every slice is predicted once and its boxes reach its own
+    volume: the metrics equal the per-volume scan's."""
+    root = synthetic_converted
+    ann = str(root / 'annotations' / 'train.json')
+    runs = {}
+    for cross in (False, True):
+        runner = _runner(volume_scan_config(
+            root, tmp_path / f'work{cross}',
+            dict(type='OracleLesionDetector',
+                 truth_file=str(root / 'ground_truth' / 'truth.json')),
+            [dict(type='P3DMetric')], ann_file=ann, cross_volume=cross, amp_dtype='bf16',
+            resume=False))
+        runs[cross] = runner.test(), runner.test_loop, runner.model
+    (plain, _, _), (metrics, loop, model) = runs[False], runs[True]
+    assert loop.predictor.cross_volume and loop.predictor.amp_dtype == 'bf16'
+    assert metrics == plain and metrics['p3d/AP'] > 0.5
+    keys = [v.key for v in loop.all_volumes]
+    n_png = _num_pngs(root, keys)
+    assert loop.num_slices == n_png == sum(map(len, model.passes))
+    assert len({(v, z) for v, z, *_ in model.seen}) == n_png
+    assert any(len(set(p)) > 1 for p in model.passes)  # some passes hold two volumes
+    assert not any(len(set(p)) > 1 for p in runs[False][2].passes)
+
+
 def test_restricting_volumes_and_missing_spacing(
         synthetic_converted, tmp_path, volume_scan_config, complete_gt_pickle):
     root = synthetic_converted

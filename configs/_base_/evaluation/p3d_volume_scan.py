@@ -16,7 +16,12 @@ volume_scan_test_cfg = dict(
     batch_size=8,  # slices per forward pass
     ann_file=None,  # volumes to scan: None = the metric's ann_file, else the dataset's
     series_info=None,  # DL_info.csv / converted JSON for spacing of volumes a pickle lacks
-    num_workers=2)  # processes preparing volumes while the model runs
+    num_workers=2,  # processes preparing volumes while the model runs
+    # the GPU path (docs/method.md#scan-gpu), off so that CPU scans keep their pinned outputs:
+    cross_volume=False,  # True: fill each pass from consecutive volumes (small ones underfill)
+    amp_dtype=None,  # 'bf16' / 'fp16': autocast; scores move with the precision
+    channels_last=False,  # True: NHWC weights and inputs, what tensor cores prefer
+    pin_memory=None)  # None: pinned inputs, non-blocking copies when the model is on CUDA
 p3d_test_evaluator = dict(
     _delete_=True,
     type='P3DMetric',
