@@ -44,7 +44,7 @@ def test_bench_scan_smoke(synthetic_converted, tiny_detector_cfg, tmp_path, caps
     assert out['times']['c'] == out['times']['c:fp32']
     for stage in ('(a)  PNG decode', '(b)  input side', '(b0) pre-issue-15',
                   '(c)  full scan fp32', '(e)  prepared fp32', '(c)  full scan bf16+cl+xv',
-                  '(e)  prepared bf16+cl+xv', "bf16+cl+xv: tracklets identical to fp32's",
+                  '(e)  prepared bf16+cl+xv', "identical to fp32's",
                   '(d)  stacking', 'b/a = ', 'c/b = ', 'random init', '928K h'):
         assert stage in printed
 

@@ -32,7 +32,8 @@ The GPU path (docs/method.md#scan-gpu): ``--amp-dtype``, ``--channels-last``, ``
 (e) for several settings in the same run, one row each, after one warm-up pass each -- names
 joined by ``+`` from ``fp32``, ``fp16``, ``bf16`` (autocast dtype), ``cl`` (channels last),
 ``xv`` (cross-volume batches), ``nopin`` (pageable inputs) -- and reports each variant's largest
-score difference from the first and whether its tracklets are identical to the first's.
+box and score differences from the first and whether its tracklets equal the first's (with a
+randomly initialised model there may be none: its boxes are ~0 px).
 
 (a), (b) and (b0) run in ``--workers`` DataLoader processes (0: in this process), as the scan's
 data side does, with one torch thread and ``--cv2-threads`` (default 1) OpenCV threads per
@@ -264,17 +265,19 @@ def _tracklets_key(preds) -> list:
                             for t in p.tracklets]) for p in preds]
 
 
-def _score_diff(preds, ref) -> float:
-    """Largest |score difference| of matching slice detections (inf: other detection counts)."""
-    diff = 0.0
+def _det_diff(preds, ref) -> tuple:
+    """Largest |difference| of matching slice detections: (boxes px, scores); (inf, inf) when
+    a slice has another number of detections."""
+    box = score = 0.0
     for p, q in zip(preds, ref):
         for z, d in p.slice_dets.items():
             e = q.slice_dets.get(z)
             if e is None or e.shape != d.shape:
-                return math.inf
+                return math.inf, math.inf
             if len(d):
-                diff = max(diff, float(np.abs(d[:, 4] - e[:, 4]).max()))
-    return diff
+                box = max(box, float(np.abs(d[:, :4] - e[:, :4]).max()))
+                score = max(score, float(np.abs(d[:, 4] - e[:, 4]).max()))
+    return box, score
 
 
 def _row(name: str, n: int, dt: float) -> None:
@@ -407,9 +410,11 @@ def main(argv: Optional[List[str]] = None) -> dict:
                 _row(f'(e)  prepared {name}', *times[f'e:{name}'])
                 del items, got_e
             if got is not preds:
-                print(f'     {name}: tracklets identical to {variants[0][0]}\'s: '
-                      f'{_tracklets_key(got) == first_key}; largest |score difference| of its '
-                      f'slice detections: {_score_diff(got, preds):.3g}')
+                n_got = sum(len(p.tracklets) for p in got)
+                print(f'     {name}: {n_got} tracklets, identical to {variants[0][0]}\'s '
+                      f'({sum(len(p.tracklets) for p in preds)}): '
+                      f'{_tracklets_key(got) == first_key}; its slice detections differ by '
+                      '<= {:.3g} px (boxes), <= {:.3g} (scores)'.format(*_det_diff(got, preds)))
             del got
 
         t0 = time.perf_counter()

@@ -20,6 +20,8 @@
 #   VARIANTS: bench_scan --variants [fp32,bf16,fp16+cl,bf16+cl,bf16+cl+xv]
 #   REPEAT: timed runs of the data-side stages [2]  STEP_TIMEOUT: seconds per step [240]
 #   SKIP_TRAIN=1: no bench_train.  PYTHON: the interpreter when the checkout has no .venv.
+#   CHECKPOINT: weights for bench_scan (a file you trust); default random initialisation, whose
+#   speed is real but whose ~0 px boxes make no tracklets to compare between variants.
 # A smoke run on the CPU with the demo's tiny model (about a minute on 2 cores):
 #   DEVICE=cpu SIZE=96 VOLUMES=3 MAX_SLICES=8 BATCH=4 TRAIN_BATCH=2 TRAIN_ITERS=1 REPEAT=1 \
 #   CONFIG=configs/synthetic/mscn-hnsl_densenet-tiny-9slice_1xb8-cpu_synthetic.py \
@@ -130,7 +132,10 @@ fi
 
 echo "== bench_scan: $MAX_VOLUMES sub-volumes of $DATA, $WORKERS worker(s), batch $BATCH," \
   "variants $VARIANTS (928K h: the projected DeepLesion scan)"
-step bench_scan "$PY" "$DIR/benchmarks/bench_scan.py" "$CONFIG" --data-root "$DATA" \
+CKPT_ARGS=()
+if [ -n "${CHECKPOINT:-}" ]; then CKPT_ARGS=("$CHECKPOINT" --trust-checkpoint); fi
+step bench_scan "$PY" "$DIR/benchmarks/bench_scan.py" "$CONFIG" ${CKPT_ARGS[@]+"${CKPT_ARGS[@]}"} \
+  --data-root "$DATA" \
   --ann "$DATA/annotations/train.json" --device "$DEVICE" --workers "$WORKERS" \
   --max-volumes "$MAX_VOLUMES" --batch-size "$BATCH" --repeat "$REPEAT" --variants "$VARIANTS"
 
