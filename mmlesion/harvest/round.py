@@ -67,6 +67,8 @@ __all__ = ['HarvestRunner', 'STEPS', 'round_dir', 'RoundFrozenError']
 
 STEPS = ('lpg_data', 'lpg', 'scan', 'lpc', 'score', 'select', 'report')
 TABLE2_FPS = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+# the scan's speed settings (docs/method.md#scan-gpu) a harvest's `scan` dict passes through
+SCAN_GPU_KEYS = ('amp_dtype', 'channels_last', 'cross_volume', 'open_volumes', 'pin_memory')
 
 
 class RoundFrozenError(RuntimeError):
@@ -153,7 +155,8 @@ class HarvestRunner:
             return dict(common, lpg=s.lpg)
         if step == 'scan':
             return dict(common, score_thr=s.score_thr, lpg=s.lpg.get('cfg_options'),
-                        volumes=sorted(self.sets.scan_volumes))
+                        volumes=sorted(self.sets.scan_volumes),
+                        **{k: s.scan[k] for k in SCAN_GPU_KEYS if s.scan.get(k) is not None})
         if step == 'lpc':
             return dict(common, lpc=s.lpc)
         if step == 'score':
@@ -386,7 +389,8 @@ class HarvestRunner:
         from mmlesion.structures.proposals import proposals_from_predictions
         sc = self.settings.scan
         kwargs = dict(score_thr=float(self.settings.score_thr),
-                      batch_size=int(sc.get('batch_size', 8)))
+                      batch_size=int(sc.get('batch_size', 8)),
+                      **{k: sc[k] for k in SCAN_GPU_KEYS if sc.get(k) is not None})
         fingerprint = scan_fingerprint(model, VolumePredictor(model, **kwargs), model.cfg.model)
         records = ScanRecords(records_dir, fingerprint)
         rank, world = self._rank_world()

@@ -50,7 +50,9 @@ class HarvestSettings:
             ``finetune_epochs`` and ``finetune_cfg_options`` (rounds > 1).
         lpc: ``config``, ``cfg_options``, ``epochs``, ``finetune`` (rounds > 1 start from the
             previous round's LPC; default True).
-        scan: ``device``, ``batch_size``, ``num_workers`` of the scans.
+        scan: ``device``, ``batch_size``, ``num_workers`` of the scans, and optionally the
+            GPU speed settings ``amp_dtype``, ``channels_last``, ``cross_volume``,
+            ``open_volumes``, ``pin_memory`` (:class:`~mmlesion.apis.VolumePredictor`).
     """
     image_root: str
     train_ann: str

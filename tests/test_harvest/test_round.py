@@ -253,3 +253,36 @@ def test_bad_configs_fail_before_training(synthetic_converted, tmp_path, capsys,
     err = capsys.readouterr().err
     assert '000777_01_01_001-005' in err and 'not training' in err
     assert not (tmp_path / 'w2').exists()
+
+
+def test_scan_gpu_settings_reach_the_predictor(synthetic_converted, tmp_path, monkeypatch,
+                                               make_tiny_detector):
+    """The harvest's ``scan`` dict passes the GPU speed settings on to the scan and records
+    them in the scan step's settings (a change rescans); absent keys change nothing."""
+    import mmlesion.apis.inference as inference
+    import mmlesion.apis.scan_records as scan_records
+    cfg_path = _write_configs(synthetic_converted, tmp_path / 'configs', make_tiny_detector())
+    cfg = Config.fromfile(str(cfg_path))
+    plain = HarvestRunner(cfg, str(tmp_path / 'plain'))
+    assert not {'amp_dtype', 'channels_last', 'cross_volume'} & set(
+        plain._step_settings('scan', 1))
+    cfg.harvest.scan.update(amp_dtype='bf16', channels_last=True, cross_volume=True)
+    runner = HarvestRunner(cfg, str(tmp_path / 'gpu'))
+    settings = runner._step_settings('scan', 1)
+    assert (settings['amp_dtype'], settings['channels_last'], settings['cross_volume']) == \
+        ('bf16', True, True)
+    seen = {}
+
+    def fake_predict_volumes(model, volumes, image_root, **kwargs):
+        seen.update(kwargs)
+        return iter(())
+
+    monkeypatch.setattr(inference, 'predict_volumes', fake_predict_volumes)
+    monkeypatch.setattr(scan_records, 'scan_fingerprint', lambda *a, **k: 'fp')
+    monkeypatch.setattr(inference, 'VolumePredictor', lambda model, **kw: seen.update(
+        predictor=kw))
+    model = type('Model', (), {'cfg': Config(dict(model=dict()))})()
+    runner._scan(model, [], str(tmp_path / 'records'), 'test scan')
+    for kw in (seen, seen['predictor']):
+        assert (kw['amp_dtype'], kw['channels_last'], kw['cross_volume']) == ('bf16', True, True)
+        assert kw['batch_size'] == 4 and 'pin_memory' not in kw
