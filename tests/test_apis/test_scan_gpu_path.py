@@ -11,14 +11,14 @@ channels-last weights and inputs, autocast dtypes, pinned memory.
   convolutions changes, not the maths).
 * bf16 autocast runs on the CPU and really computes in bfloat16.
 """
-import copy
 
 import numpy as np
 import pytest
 import torch
+from seeded_scan_model import seeded_scan_model
 
 import mmlesion  # noqa: F401
-from mmlesion.apis import VolumePredictor, init_lesion_detector
+from mmlesion.apis import VolumePredictor
 from mmlesion.apis.inference import AMP_DTYPES, fill_spacing
 from mmlesion.apis.scan_records import scan_fingerprint
 from mmlesion.evaluation.annotation_set import load_annotation_set
@@ -32,14 +32,7 @@ PIPELINE = [
 
 
 def _model(tiny_detector_cfg):
-    torch.manual_seed(0)
-    cfg = dict(default_scope='mmdet', model=copy.deepcopy(tiny_detector_cfg),
-               test_pipeline=copy.deepcopy(PIPELINE))
-    cfg['model']['test_cfg'].update(topk=20, max_per_img=20)
-    model = init_lesion_detector(cfg, None)
-    # an untrained head predicts ~0 px boxes, which clipping drops: give them 12 px
-    torch.nn.init.constant_(model.bbox_head.wh_head[-1].bias, 12.0)
-    return model
+    return seeded_scan_model(tiny_detector_cfg, PIPELINE)
 
 
 def _volumes(root, n=5):

@@ -16,16 +16,15 @@ listed as missing (channels step toward the key), one with an unknown interval (
 every channel), and one in-memory HU array; pipelines: the demo's composite window 9-slice input
 at 1.2 mm/px and a single-window 3-slice input at 0.8 mm/px stored as uint8.
 """
-import copy
 import hashlib
 from dataclasses import replace
 
 import numpy as np
 import pytest
-import torch
+from seeded_scan_model import seeded_scan_model
 
 import mmlesion  # noqa: F401
-from mmlesion.apis import VolumePredictor, init_lesion_detector, predict_volumes
+from mmlesion.apis import VolumePredictor, predict_volumes
 from mmlesion.apis.inference import fill_spacing
 from mmlesion.datasets.volume_reader import VolumeReader
 from mmlesion.evaluation.annotation_set import load_annotation_set
@@ -100,24 +99,13 @@ def _tracklets_digest(preds):
     return h.hexdigest()
 
 
-def _model(tiny_detector_cfg, pipeline):
-    torch.manual_seed(0)
-    cfg = dict(default_scope='mmdet', model=copy.deepcopy(tiny_detector_cfg),
-               test_pipeline=copy.deepcopy(pipeline))
-    cfg['model']['test_cfg'].update(topk=20, max_per_img=20)
-    model = init_lesion_detector(cfg, None)
-    # an untrained head predicts ~0 px boxes, which clipping drops: give them 12 px
-    torch.nn.init.constant_(model.bbox_head.wh_head[-1].bias, 12.0)
-    return model
-
-
 @pytest.mark.parametrize('name', sorted(PIPELINES))
 def test_scan_inputs_are_pinned(name, synthetic_converted, tiny_detector_cfg):
     root = synthetic_converted
     volumes, (hu, spacing, first) = _volumes(root)
     from mmlesion.apis.inference import ArrayVolume
     volumes.append(ArrayVolume(hu.astype(np.float32), tuple(spacing), first))
-    predictor = VolumePredictor(_model(tiny_detector_cfg, PIPELINES[name]))
+    predictor = VolumePredictor(seeded_scan_model(tiny_detector_cfg, PIPELINES[name]))
     inputs = predictor.inputs(volumes, str(root / 'Images_png'))
     items = [inputs[i] for i in range(len(inputs))]
     assert sum(len(i['slices']) for i in items) > 60
@@ -127,7 +115,7 @@ def test_scan_inputs_are_pinned(name, synthetic_converted, tiny_detector_cfg):
 def test_scan_tracklets_are_pinned(synthetic_converted, tiny_detector_cfg, one_torch_thread):
     root = synthetic_converted
     volumes, (hu, spacing, first) = _volumes(root)
-    model = _model(tiny_detector_cfg, PIPELINES['composite9'])
+    model = seeded_scan_model(tiny_detector_cfg, PIPELINES['composite9'])
     preds = list(predict_volumes(model, volumes[:3], str(root / 'Images_png'), score_thr=0.0,
                                  batch_size=4))
     preds += list(predict_volumes(model, [hu], spacing=spacing, first_slice=first,
