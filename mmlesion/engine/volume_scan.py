@@ -421,6 +421,9 @@ class VolumeScanTestLoop(BaseLoop):
                 f'VolumeScan: rank 0 scanned {n_todo} volumes ({len(loaded)} more resumed), '
                 f'{self.num_slices} slices ({self.num_decoded} PNG decodes), {n_trk} tracklets '
                 f'in {time.time() - t0:.1f} s')
+        if self.rescorer is not None and self.rank == 0:
+            runner.logger.info(f'VolumeScan: stage 2 re-scored {self.rescorer.num_classified} '
+                               f'proposals (s = s_g * s_c, boxes kept)')
         self._report_problems(bad_slices)
         if n_mine == 0:
             print_log(f'VolumeScan: rank {self.rank} has no volume to scan '
