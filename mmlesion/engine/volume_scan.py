@@ -26,9 +26,11 @@ from datetime import timedelta
 from typing import Dict, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
+import torch
 from mmengine.dist import get_dist_info
 from mmengine.evaluator import Evaluator
 from mmengine.logging import print_log
+from mmengine.registry import init_default_scope
 from mmengine.runner.base_loop import BaseLoop
 from torch.utils.data import DataLoader
 
@@ -103,6 +105,13 @@ class VolumeScanTestLoop(BaseLoop):
             and a volume whose series folder is missing or holds no readable slice fails alone;
             all are named in the log and in the summary.  True: the first such file ends the
             run.
+        rescore: the second stage of the two-stage false-positive reduction
+            (docs/method.md#fpr3d): ``dict(config=LPC config, checkpoint=its weights,
+            batch_size=32, cfg_options=None, trust_checkpoint=False)``.  Every tracklet of every
+            volume is then re-scored once by that classifier, ``s = s_g * s_c``, boxes kept
+            (:class:`mmlesion.apis.false_positive_reduction.TrackletRescorer`); the metrics and
+            ``--out`` get the re-scored tracklets.  The scan records (``resume``) keep the
+            screening stage's tracklets, so a changed classifier reuses them.  None: off.
     """
 
     def __init__(self,
@@ -130,7 +139,8 @@ class VolumeScanTestLoop(BaseLoop):
                  open_volumes: int = 4,
                  pin_memory: Optional[bool] = None,
                  resume: bool = True,
-                 strict: bool = False) -> None:
+                 strict: bool = False,
+                 rescore: Optional[dict] = None) -> None:
         self._runner = runner
         self.resume = bool(resume)
         self.strict = bool(strict)
@@ -189,6 +199,44 @@ class VolumeScanTestLoop(BaseLoop):
         self.num_slices = 0
         self.bad_slices: List[tuple] = []
         self.records_dir: Optional[str] = None
+        self.rescorer = None if rescore is None else self._build_rescorer(dict(rescore))
+        self._rescore_reader: Optional[VolumeReader] = None
+
+    def _build_rescorer(self, rescore: dict):
+        from mmlesion.apis.false_positive_reduction import TrackletRescorer
+        unknown = set(rescore) - {'config', 'checkpoint', 'batch_size', 'cfg_options',
+                                  'trust_checkpoint'}
+        if unknown or not rescore.get('config'):
+            raise ValueError('VolumeScanTestLoop: rescore must be dict(config=LPC config, '
+                             'checkpoint=..., batch_size=..., cfg_options=..., '
+                             f'trust_checkpoint=...), got {rescore}')
+        from mmlesion.utils.locations import resolve_config
+        device = next(iter(self.runner.model.parameters()), torch.zeros(0)).device
+        ckpt = rescore.get('checkpoint')
+        if ckpt is not None and not osp.isfile(ckpt):
+            raise FileNotFoundError(f'VolumeScanTestLoop: rescore checkpoint not found: {ckpt} '
+                                    '(train the classifier first, docs/method.md#fpr3d)')
+        rescorer = TrackletRescorer.from_config(
+            resolve_config(rescore['config']), ckpt, device=str(device),
+            cfg_options=rescore.get('cfg_options'),
+            trust_checkpoint=bool(rescore.get('trust_checkpoint', False)),
+            batch_size=int(rescore.get('batch_size', 32)))
+        # the default scope of the classifier's config may differ; the detector's is restored
+        init_default_scope(self.runner.cfg.get('default_scope', 'mmdet'))
+        return rescorer
+
+    def _rescored(self, pred: VolumePrediction) -> list:
+        """Stage 2 on one volume: its tracklets re-scored by the classifier (one decode of the
+        volume's PNGs, kept until the next volume)."""
+        if not pred.tracklets:
+            return list(pred.tracklets)
+        vol = pred.volume
+        if self._rescore_reader is None:
+            self._rescore_reader = VolumeReader(self.image_root, max_volumes=1,
+                                                backend_args=self.loader.backend_args)
+        hu = self._rescore_reader.get_volume(vol.series, vol.slice_range, vol.missing_slices)
+        spacing = vol.spacing
+        return self.rescorer(hu, pred.tracklets, float(spacing[0]), vol.slice_interval)
 
     # ------------------------------------------------------------------ set-up
     @staticmethod
@@ -288,7 +336,8 @@ class VolumeScanTestLoop(BaseLoop):
     def _result(self, pred: VolumePrediction) -> dict:
         """The per-volume result passed to the evaluator."""
         vol, ann = pred.volume, self.annotation_set
-        result = dict(volume_id=vol.key, tracklets=pred.tracklets, image_size=pred.image_size,
+        tracklets = pred.tracklets if self.rescorer is None else self._rescored(pred)
+        result = dict(volume_id=vol.key, tracklets=tracklets, image_size=pred.image_size,
                       slice_range=tuple(vol.slice_range), num_slices=pred.num_slices,
                       gt_boxes_2d=ann.boxes_2d.get(vol.key))
         if ann.boxes_3d is not None:
@@ -402,6 +451,9 @@ class VolumeScanTestLoop(BaseLoop):
                 f'VolumeScan: rank 0 scanned {n_todo} volumes ({len(loaded)} more resumed), '
                 f'{self.num_slices} slices ({self.num_decoded} PNG decodes), {n_trk} tracklets '
                 f'in {time.time() - t0:.1f} s')
+        if self.rescorer is not None and self.rank == 0:
+            runner.logger.info(f'VolumeScan: stage 2 re-scored {self.rescorer.num_classified} '
+                               f'proposals (s = s_g * s_c, boxes kept)')
         self._report_problems(bad_slices)
         if n_mine == 0:
             print_log(f'VolumeScan: rank {self.rank} has no volume to scan '

@@ -10,12 +10,22 @@ consecutive), which is the layout 3DCE/MULAN reshape into ``N x (G*C)``.
 
 3D context fusion (MULAN): at each fusion level the ``G`` groups' maps are
 concatenated (``N x G*C x h x w``) and a 1x1 conv (with bias, no
-activation) maps them to ``C`` channels; the result *replaces* the central
-group's features, so later stages of the central group see fused features
-while the other groups are untouched. (With BN layers in training mode the
-batch statistics of layers after an early fusion level are shared by all
-groups; in eval mode, or with fusion at the last level only (MULAN's
-default), the other groups are exactly unaffected.)
+activation) maps them to ``C`` channels. Where the fused map goes is
+``fusion_mode``:
+
+* ``'replace'`` (MULAN, the default): it *replaces* the central group's
+  features, so later stages of the central group see fused features while the
+  other groups are untouched. (With BN layers in training mode the batch
+  statistics of layers after an early fusion level are shared by all groups;
+  in eval mode, or with fusion at the last level only (MULAN's default), the
+  other groups are exactly unaffected.)
+* ``'output'`` (M3DCF-style multi-scale fusion, docs/method.md#m3dcf): it is
+  only the level's *output*; the trunk continues on the unfused per-slice
+  features, so every level's fusion sees the features extracted from each
+  slice alone, and a multi-scale head gets one fused map per level.
+
+At a single fusion level that is the last level computed, the two modes are
+the same computation (nothing runs after it), bit for bit.
 """
 from typing import List, Optional, Sequence, Tuple, Union
 
@@ -31,6 +41,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from mmdet.registry import MODELS
 
 from ..utils.torchvision_densenet import load_torchvision_densenet
+
+FUSION_MODES = ('replace', 'output')
 
 
 class DenseLayer(nn.Module):
@@ -159,6 +171,10 @@ class DenseNet25D(BaseModule):
         out_indices (Sequence[int]): Levels to output (0-based).
         fusion_levels (Sequence[int]): Levels after which the groups are
             fused (0-based; MULAN default: the last level only).
+        fusion_mode (str): ``'replace'`` (MULAN: the fused map replaces the
+            central group's features in the trunk) or ``'output'`` (M3DCF-style:
+            the fused map is the level's output only, the trunk stays
+            per-slice); see the module docstring.
         frozen_stages (int): Stages ``0..frozen_stages`` are frozen (eval mode,
             no grad); -1 freezes nothing.
         norm_eval (bool): Keep every BN layer in eval mode during training
@@ -188,6 +204,7 @@ class DenseNet25D(BaseModule):
                  num_init_features: int = 64,
                  out_indices: Sequence[int] = (0, 1, 2),
                  fusion_levels: Sequence[int] = (2, ),
+                 fusion_mode: str = 'replace',
                  frozen_stages: int = -1,
                  norm_eval: bool = False,
                  norm_cfg: dict = dict(type='BN', requires_grad=True),
@@ -229,6 +246,9 @@ class DenseNet25D(BaseModule):
                 raise ValueError(
                     f'DenseNet25D: {name} must be in [0, {num_levels - 1}] '
                     f'(one level per dense block), got {tuple(levels)}')
+        if fusion_mode not in FUSION_MODES:
+            raise ValueError(f'DenseNet25D: fusion_mode must be one of {FUSION_MODES}, '
+                             f'got {fusion_mode!r}')
         if len(out_indices) == 0:
             raise ValueError('DenseNet25D: out_indices is empty')
         if not -1 <= frozen_stages <= num_levels:
@@ -242,6 +262,7 @@ class DenseNet25D(BaseModule):
         self.fusion_levels = (
             tuple(sorted(set(fusion_levels)))
             if num_slice_groups > 1 else ())
+        self.fusion_mode = fusion_mode
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
         self.pretrained_torchvision = pretrained_torchvision
@@ -308,7 +329,8 @@ class DenseNet25D(BaseModule):
 
         Returns:
             list[Tensor]: Per level ``N x G x C_l x H_l x W_l``; the central
-            group ``[:, G // 2]`` holds the fused map at fusion levels.
+            group ``[:, G // 2]`` holds the fused map at fusion levels (in both
+            modes; with ``'output'`` the trunk went on from the unfused map).
         """
         n_groups = self.num_slice_groups
         expected = n_groups * self.in_channels_per_group
@@ -330,9 +352,12 @@ class DenseNet25D(BaseModule):
             if level > 0:
                 x = getattr(self, f'transition{level}')(x)
             x = getattr(self, f'denseblock{level + 1}')(x)
+            out = x
             if level in self.fusion_levels:
-                x = self._fuse(x, level, n)
-            outs.append(x.reshape(n, n_groups, *x.shape[1:]))
+                out = self._fuse(x, level, n)
+                if self.fusion_mode == 'replace':
+                    x = out
+            outs.append(out.reshape(n, n_groups, *out.shape[1:]))
         return outs
 
     def _fuse(self, x: Tensor, level: int, n: int) -> Tensor:

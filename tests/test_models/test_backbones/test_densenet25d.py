@@ -170,3 +170,99 @@ def test_pretrained_options_are_exclusive():
     with pytest.raises(ValueError, match='not both'):
         DenseNet25D(pretrained_torchvision='x.pth',
                     init_cfg=dict(type='Pretrained', checkpoint='y.pth'))
+
+
+def _mulan_forward(model, x):
+    """The MULAN forward as DenseNet25D computed it before ``fusion_mode`` existed: the trunk
+    carries the fused central map after every fusion level."""
+    n, g = x.shape[0], model.num_slice_groups
+    h = x.reshape(n * g, 3, *x.shape[2:])
+    h = F.max_pool2d(F.relu(model.norm0(model.conv0(h))), 3, stride=2, padding=1)
+    outs = []
+    for level in range(max(model.out_indices) + 1):
+        if level > 0:
+            h = getattr(model, f'transition{level}')(h)
+        h = getattr(model, f'denseblock{level + 1}')(h)
+        if str(level) in model.fusion_convs:
+            c, hh, ww = h.shape[1:]
+            fused = model.fusion_convs[str(level)](h.reshape(n, g * c, hh, ww))
+            groups = h.reshape(n, g, c, hh, ww)
+            h = torch.cat([groups[:, :1], fused.unsqueeze(1), groups[:, 2:]],
+                          1).reshape(n * g, c, hh, ww)
+        outs.append(h.reshape(n, g, *h.shape[1:])[:, g // 2])
+    return tuple(outs[level] for level in model.out_indices)
+
+
+@pytest.mark.parametrize('fusion_levels', [(2, ), (0, 2), (0, 1, 2)])
+def test_replace_mode_is_the_mulan_forward(fusion_levels):
+    torch.manual_seed(5)
+    model = DenseNet25D(num_slice_groups=3, fusion_levels=fusion_levels, **TINY)
+    model.init_weights()
+    model.eval()
+    x = torch.randn(2, 9, 32, 32)
+    with torch.no_grad():
+        for a, b in zip(model(x), _mulan_forward(model, x)):
+            assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize('train', [False, True])
+def test_output_mode_at_one_level_equals_mulan_bit_for_bit(train):
+    """Fusion at one (the last) level: M3DCF's 'output' mode is the current MULAN backbone,
+    outputs and gradients bit for bit, in training mode (batch statistics) as in eval mode."""
+    torch.manual_seed(3)
+    mulan = DenseNet25D(num_slice_groups=3, fusion_levels=(2, ), **TINY)
+    mulan.init_weights()
+    m3dcf = DenseNet25D(num_slice_groups=3, fusion_levels=(2, ), fusion_mode='output', **TINY)
+    m3dcf.load_state_dict(mulan.state_dict())  # same keys: checkpoints interchangeable
+    mulan.train(train)
+    m3dcf.train(train)
+    x = torch.randn(2, 9, 32, 32)
+    outs = []
+    for model in (mulan, m3dcf):
+        out = model(x)
+        sum(o.square().sum() for o in out).backward()
+        outs.append((out, [p.grad.clone() for p in model.parameters()]))
+    (out_a, grad_a), (out_b, grad_b) = outs
+    assert all(torch.equal(a, b) for a, b in zip(out_a, out_b))
+    assert all(torch.equal(a, b) for a, b in zip(grad_a, grad_b))
+
+
+def test_output_mode_fuses_every_level_from_per_slice_features():
+    """'output' at levels 0, 1, 2: each level's output is the 1x1 fusion of the three groups'
+    *unfused* features at that level (shapes per level), the other groups are the plain trunk's,
+    and the trunk itself is not changed by the fusion."""
+    torch.manual_seed(4)
+    fused = DenseNet25D(num_slice_groups=3, fusion_levels=(0, 1, 2), fusion_mode='output',
+                        **TINY)
+    fused.init_weights()
+    plain = DenseNet25D(num_slice_groups=3, fusion_levels=(), **TINY)
+    plain.load_state_dict(fused.state_dict(), strict=False)
+    fused.eval()
+    plain.eval()
+    x = torch.randn(2, 9, 36, 44)
+    with torch.no_grad():
+        out = fused(x)
+        groups_fused = fused.forward_groups(x)
+        groups = plain.forward_groups(x)
+    # TINY channels 32 / 40 / 52 at strides 4 / 8 / 16 (floor through each stride-2 layer)
+    assert [tuple(o.shape) for o in out] == [(2, 32, 9, 11), (2, 40, 4, 5), (2, 52, 2, 2)]
+    for level in range(3):
+        n, g, c, h, w = groups[level].shape
+        conv = fused.fusion_convs[str(level)]
+        expected = F.conv2d(groups[level].reshape(n, g * c, h, w), conv.weight, conv.bias)
+        torch.testing.assert_close(out[level], expected, rtol=1e-5, atol=1e-5)
+        for k in (0, 2):
+            assert torch.equal(groups_fused[level][:, k], groups[level][:, k])
+    # 'replace' differs from level 1 on: its trunk carries level 0's fused map
+    replace = DenseNet25D(num_slice_groups=3, fusion_levels=(0, 1, 2), **TINY)
+    replace.load_state_dict(fused.state_dict())
+    replace.eval()
+    with torch.no_grad():
+        out_replace = replace(x)
+    assert torch.equal(out_replace[0], out[0])
+    assert (out_replace[1] - out[1]).abs().max() > 1e-3
+
+
+def test_fusion_mode_check():
+    with pytest.raises(ValueError, match="fusion_mode must be one of"):
+        DenseNet25D(fusion_mode='side', **TINY)
