@@ -238,9 +238,9 @@ def run_row(row: Row, cfg: Config, row_dir: str, test_ann: str, launcher: str = 
     from mmlesion.cli.train import main as train_main
     os.makedirs(row_dir, exist_ok=True)
     config_path = osp.join(row_dir, 'config.py')
-    if _is_main():
-        cfg.dump(config_path)
-    _barrier(launcher)
+    # every rank writes the same text atomically: no rank reads a half-written file, and no
+    # barrier is needed before the process group exists (train_main starts it)
+    atomic_write_text(config_path, cfg.pretty_text)
     t0 = time.time()
     resume = ['--resume'] if osp.exists(osp.join(row_dir, 'last_checkpoint')) else []
     train_main([config_path, '--work-dir', row_dir, *resume, '--launcher', launcher])
@@ -255,13 +255,6 @@ def run_row(row: Row, cfg: Config, row_dir: str, test_ann: str, launcher: str = 
     if _is_main():
         atomic_dump_json(result, osp.join(row_dir, 'result.json'), indent=1)
     return result
-
-
-def _barrier(launcher: str) -> None:
-    if launcher != 'none':
-        import torch.distributed as dist
-        if dist.is_available() and dist.is_initialized():
-            dist.barrier()
 
 
 def run_table3(args: argparse.Namespace) -> dict:

@@ -4,9 +4,18 @@ import json
 import os.path as osp
 
 import pytest
+from mmengine.config import Config
 
-from mmlesion.cli.table3 import (FPS, PAPER_TABLE3, ROWS, format_table, main, ordering_report,
-                                 row_config, select_rows)
+from mmlesion.cli.table3 import (
+    FPS,
+    PAPER_TABLE3,
+    ROWS,
+    format_table,
+    main,
+    ordering_report,
+    row_config,
+    select_rows,
+)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -55,6 +64,16 @@ def test_row_config_points_at_the_data_and_the_harvest_file(tmp_path):
     assert cfg.train_cfg.max_epochs == 2
     with pytest.raises(ValueError, match='harvest round'):
         row_config(hnsl, 'synthetic', str(tmp_path))
+
+
+def test_written_row_config_keeps_obhs_negative_band_a_tuple(tmp_path):
+    """The row's config.py is what tools/train.py reads: OBHS's (0.1, 0.5) must stay a tuple
+    (mmdet's assigner treats a list as neither a float nor a band: no negatives at all)."""
+    obhs = next(r for r in ROWS if r.name == 'w/ OBHS')
+    path = tmp_path / 'config.py'
+    path.write_text(row_config(obhs, 'synthetic', str(tmp_path), data_root='/d').pretty_text)
+    assigner = Config.fromfile(str(path)).model.train_cfg.rcnn.assigner
+    assert isinstance(assigner.neg_iou_thr, tuple) and assigner.neg_iou_thr == (0.1, 0.5)
 
 
 def test_table_layout_and_orderings_on_hand_made_results():
