@@ -4,18 +4,18 @@ BMVC 2019, arXiv:1806.06986).
 Under missing annotations an unlabelled lesion is sampled as background.  Soft sampling keeps
 every background RoI but re-weights its loss by its overlap ``x`` (maximum IoU with the positive
 instances): near-GT hard negatives (``x`` -> 0.5) keep about full weight, far-from-GT background,
-where a missed lesion may hide, weighs ``a``.  The weighting function is the Gompertz curve of
-the paper::
+where a missed lesion may hide, weighs ``a``.  The weighting function is a Gompertz curve::
 
     w(x) = a + (1 - a) * exp(-b * exp(-c * x))        (negatives, x < 0.5)
     w = 1                                             (positives)
 
-with a = 0.25, b = 50, c = 20: the constants of the authors' reference implementation (the
-SNIPER-mxnet ``multi_proposal_target.cu`` OpenImages target layer: ``sigma1 = 0.25``,
-``sigma2 = 50``, ``sigma3 = 20``, read to learn; no code copied).  So w(0) = 0.25,
-w(0.1) = 0.251, w(0.2) = 0.550, w(0.3) = 0.913, w(0.4) = 0.988.  ``x`` is the true maximum IoU
-(that layer first kept only overlaps > 0.5, so every negative got w(0); its authors confirmed
-this was a bug, SNIPER-mxnet issue #2).
+with a = 0.25, b = 50, c = 20.  Function and constants are those of the authors' reference
+implementation (SNIPER-mxnet, the OpenImages ``multi_proposal_target.cu`` target layer:
+``sigma1 = 0.25``, ``sigma2 = 50``, ``sigma3 = 20``; read to learn, no code copied), as the
+paper's own PDF was not available to us.  So w(0) = 0.25, w(0.1) = 0.251, w(0.2) = 0.550,
+w(0.3) = 0.913, w(0.4) = 0.988.  ``x`` is the true maximum IoU: that layer first kept only
+overlaps > 0.5, so every negative got w(0), which its authors confirmed was a bug
+(SNIPER-mxnet issue #2).
 """
 import torch
 from torch import Tensor
