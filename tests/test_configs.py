@@ -31,7 +31,9 @@ def test_config_builds(path):
     assert cfg.custom_imports == dict(imports=['mmlesion'], allow_failed_imports=False)
     init_default_scope('mmdet')
     model = MODELS.build(cfg.model)
-    assert model.bbox_head.num_classes == 1
+    # one-stage (CenterNet) or two-stage (Faster R-CNN: the RoI head's box head)
+    head = model.roi_head.bbox_head if getattr(model, 'with_roi_head', False) else model.bbox_head
+    assert head.num_classes == 1
     n_slices = cfg.train_dataloader.dataset.pipeline[0]['num_slices']
     assert model.backbone.num_slice_groups * 3 == n_slices
 

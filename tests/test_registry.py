@@ -29,6 +29,12 @@ CONFIGS = {
         dict(type='AxialLPC', backbone=dict(type='ResNet', depth=18, in_channels=1,
                                             base_channels=4, out_indices=(3, ))),
         dict(type='LPC3D', backbone=dict(type='ResNet3D', depth=18, base_channels=4)),
+        dict(type='NegativeWeightedBBoxHead', in_channels=8, fc_out_channels=16,
+             roi_feat_size=7, num_classes=1),
+    ],
+    'TASK_UTILS': [
+        dict(type='OverlapSoftSampler', num=64, pos_fraction=0.25),
+        dict(type='OverlapBandWeightSampler', num=64, pos_fraction=0.25),
     ],
     'TRANSFORMS': [
         dict(type='LoadMultiSliceFromFile', num_slices=9),

@@ -1,0 +1,3 @@
+from .bbox_heads import NegativeWeightedBBoxHead
+
+__all__ = ['NegativeWeightedBBoxHead']
