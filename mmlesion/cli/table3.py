@@ -93,6 +93,9 @@ ROWS = (
         'configs/mscn.py', 9, True),
     Row('MSCN w/ HNSL', _S + 'mscn-hnsl_densenet-tiny-9slice_1xb8-cpu_synthetic.py',
         'configs/mscn_hnsl.py', 9, True, True),
+    # not in the paper: the seeds' M3DCF-style one-stage detector (docs/method.md#seed-systems)
+    Row('M3DCF-style', _S + 'm3dcf-atss_densenet-tiny-9slice-fuse3_fpn_1xb8-cpu_synthetic.py',
+        'configs/m3dcf/m3dcf-atss_densenet121-9slice-fuse3_fpn_1xb8-8e_deeplesion.py', 9),
 )
 
 
