@@ -70,7 +70,7 @@ def scan_fingerprint(model, predictor: VolumePredictor, model_cfg: Any = None) -
         stack=predictor.stack_cfg, batch_size=predictor.batch_size, fp16=predictor.fp16)
     # the GPU path's settings change detections (to float tolerance, or by precision): named
     # only when on, so that the records of scans without them keep their fingerprint
-    for key in ('amp_dtype', 'channels_last', 'cross_volume'):
+    for key in ('amp_dtype', 'channels_last', 'cross_volume', 'compile'):
         if getattr(predictor, key, None):
             settings[key] = getattr(predictor, key)
     h = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())

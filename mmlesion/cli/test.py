@@ -98,6 +98,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     gpu.add_argument('--cross-volume', action='store_true',
                      help='volume scan: fill each forward pass with slices of consecutive '
                      'volumes (sets test_cfg.cross_volume)')
+    gpu.add_argument('--compile', action='store_true',
+                     help='volume scan: torch.compile the network (sets test_cfg.compile)')
     parser.add_argument('--verbose', action='store_true',
                         help='print the environment and the config dump on the console too '
                         '(default: only in the work dir\'s log file)')
@@ -288,8 +290,12 @@ def build_test_config(args: argparse.Namespace) -> Config:
             cfg.test_cfg.channels_last = True
         if getattr(args, 'cross_volume', False):
             cfg.test_cfg.cross_volume = True
-    elif any(getattr(args, k, None) for k in ('amp_dtype', 'channels_last', 'cross_volume')):
-        raise SystemExit('--amp-dtype, --channels-last and --cross-volume set the volume scan '
+        if getattr(args, 'compile', False):
+            cfg.test_cfg.compile = True
+    elif any(getattr(args, k, None) for k in ('amp_dtype', 'channels_last', 'cross_volume',
+                                              'compile')):
+        raise SystemExit('--amp-dtype, --channels-last, --cross-volume and --compile set the '
+                         'volume scan '
                          '(VolumeScanTestLoop): give --eval p3d or iou3d')
     return cfg
 

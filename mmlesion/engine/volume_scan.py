@@ -64,6 +64,8 @@ def _precision(predictor: VolumePredictor) -> str:
     words = ['float32' if dtype is None else f'autocast {str(dtype).replace("torch.", "")}']
     if predictor.channels_last:
         words.append('channels last')
+    if predictor.compile:
+        words.append('torch.compile')
     if predictor.pins_memory:
         words.append('pinned inputs')
     return ', '.join(words)
@@ -81,7 +83,8 @@ class VolumeScanTestLoop(BaseLoop):
         evaluator: per-volume metrics (``P3DMetric``, ``IoU3DMetric``).
         score_thr, link_iou, extend, fuse_iou, batch_size, fp16: prediction and stacking, see
             :class:`mmlesion.apis.VolumePredictor`.
-        amp_dtype, channels_last, cross_volume, open_volumes, pin_memory: the GPU path, all off
+        amp_dtype, channels_last, cross_volume, open_volumes, pin_memory, compile: the GPU
+            path, all off
             by default (pinned memory: on when the model is on CUDA) -- autocast in ``'bf16'``
             or ``'fp16'``, channels-last weights and inputs, forward passes filled from
             consecutive volumes; see :class:`mmlesion.apis.VolumePredictor` and
@@ -138,6 +141,7 @@ class VolumeScanTestLoop(BaseLoop):
                  cross_volume: bool = False,
                  open_volumes: int = 4,
                  pin_memory: Optional[bool] = None,
+                 compile: bool = False,
                  resume: bool = True,
                  strict: bool = False,
                  rescore: Optional[dict] = None) -> None:
@@ -169,7 +173,8 @@ class VolumeScanTestLoop(BaseLoop):
                 runner.model, ds['pipeline'], score_thr=score_thr, link_iou=link_iou,
                 extend=extend, fuse_iou=fuse_iou, batch_size=batch_size, fp16=fp16,
                 amp_dtype=amp_dtype, channels_last=channels_last, cross_volume=cross_volume,
-                open_volumes=open_volumes, pin_memory=pin_memory, strict=strict)
+                open_volumes=open_volumes, pin_memory=pin_memory, compile=compile,
+                strict=strict)
         except ValueError as e:
             raise ValueError(f'VolumeScanTestLoop: {e}') from None
         self.loader = self.predictor.loader

@@ -68,7 +68,8 @@ __all__ = ['HarvestRunner', 'STEPS', 'round_dir', 'RoundFrozenError']
 STEPS = ('lpg_data', 'lpg', 'scan', 'lpc', 'score', 'select', 'report')
 TABLE2_FPS = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 # the scan's speed settings (docs/method.md#scan-gpu) a harvest's `scan` dict passes through
-SCAN_GPU_KEYS = ('amp_dtype', 'channels_last', 'cross_volume', 'open_volumes', 'pin_memory')
+SCAN_GPU_KEYS = ('amp_dtype', 'channels_last', 'cross_volume', 'open_volumes', 'pin_memory',
+                 'compile')
 
 
 class RoundFrozenError(RuntimeError):

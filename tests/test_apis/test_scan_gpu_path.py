@@ -186,6 +186,24 @@ def test_channels_last_on_cpu_gives_the_same_tracklets(synthetic_converted, tiny
     _assert_same_tracklets(preds, reference, atol=1e-3)
 
 
+def test_compile_compiles_the_network_once_and_keeps_the_outputs(
+        synthetic_converted, tiny_detector_cfg, monkeypatch, one_torch_thread):
+    """``compile=True`` compiles backbone, neck and head (not mmdet's pre- and
+    post-processing) once, at the first pass.  Compiling itself is torch's: the tiny MSCN takes
+    minutes to compile on one CPU thread, so ``nn.Module.compile`` is recorded here rather than
+    run (measured on a GPU in docs/results.md#scan-gpu)."""
+    compiled = []
+    monkeypatch.setattr(torch.nn.Module, 'compile',
+                        lambda self, *a, **k: compiled.append(type(self).__name__))
+    volumes = _volumes(synthetic_converted)[:2]
+    ref = _scan(_model(tiny_detector_cfg), volumes, synthetic_converted)
+    model = _model(tiny_detector_cfg)
+    preds = _scan(model, volumes, synthetic_converted, compile=True)
+    assert compiled == [type(model.backbone).__name__, type(model.neck).__name__,
+                        type(model.bbox_head).__name__]
+    _assert_same_tracklets(preds, ref)
+
+
 def test_bf16_autocast_runs_on_cpu(synthetic_converted, tiny_detector_cfg, reference,
                                    one_torch_thread):
     model = _model(tiny_detector_cfg)
@@ -232,5 +250,6 @@ def test_scan_fingerprint_names_the_gpu_path_only_when_on(tiny_detector_cfg):
 
     plain = fp()
     assert fp(pin_memory=False) == plain and fp(open_volumes=2) == plain
-    others = [fp(amp_dtype='bf16'), fp(channels_last=True), fp(cross_volume=True), fp(fp16=True)]
-    assert len({plain, *others}) == 5
+    others = [fp(amp_dtype='bf16'), fp(channels_last=True), fp(cross_volume=True), fp(fp16=True),
+              fp(compile=True)]
+    assert len({plain, *others}) == 6

@@ -60,10 +60,13 @@ def test_bench_scan_variants():
                                         cross_volume=False, pin_memory=None))]
     assert variants('--amp-dtype', 'bf16', '--channels-last', '--no-pin-memory')[0][0] == \
         'bf16+cl+nopin'
-    assert variants('--variants', 'fp32, fp16+cl+xv') == [
-        ('fp32', dict(amp_dtype=None, channels_last=False, cross_volume=False, pin_memory=None)),
+    assert variants('--variants', 'fp32, fp16+cl+xv, bf16+tc') == [
+        ('fp32', dict(amp_dtype=None, channels_last=False, cross_volume=False, compile=False,
+                      pin_memory=None)),
         ('fp16+cl+xv', dict(amp_dtype='fp16', channels_last=True, cross_volume=True,
-                            pin_memory=None))]
+                            compile=False, pin_memory=None)),
+        ('bf16+tc', dict(amp_dtype='bf16', channels_last=False, cross_volume=False,
+                         compile=True, pin_memory=None))]
     import pytest
     for bad in ('bf16+fp16', 'fp32+xl', ','):
         with pytest.raises(SystemExit, match='--variants'):

@@ -92,7 +92,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    help='pageable inputs on CUDA (default: pinned, non-blocking copies)')
     p.add_argument('--variants', default=None,
                    help='comma-separated scan settings timed side by side in (c) and (e), each '
-                   '"+"-joined from fp32, fp16, bf16, cl, xv, nopin, e.g. '
+                   '"+"-joined from fp32, fp16, bf16, cl, xv, tc (torch.compile), nopin, e.g. '
                    '"fp32,bf16,bf16+cl,bf16+cl+xv" (default: the one the flags above set)')
     p.add_argument('--no-prepared', action='store_true',
                    help='skip (e), the model on volumes prepared beforehand')
@@ -230,7 +230,7 @@ def _run_inputs(dataset, workers: int, cv2_threads: int, keep: bool):
 
 
 _DTYPE_TOKENS = ('fp32', 'fp16', 'bf16')
-_VARIANT_TOKENS = _DTYPE_TOKENS + ('cl', 'xv', 'nopin')
+_VARIANT_TOKENS = _DTYPE_TOKENS + ('cl', 'xv', 'tc', 'nopin')
 
 
 def parse_variants(args: argparse.Namespace) -> List[tuple]:
@@ -254,6 +254,7 @@ def parse_variants(args: argparse.Namespace) -> List[tuple]:
         dtype = dtypes[0] if dtypes else 'fp32'
         out.append((name, dict(amp_dtype=None if dtype == 'fp32' else dtype,
                                channels_last='cl' in tokens, cross_volume='xv' in tokens,
+                               compile='tc' in tokens,
                                pin_memory=False if 'nopin' in tokens else None)))
     if not out:
         raise SystemExit('--variants: no variant given')

@@ -17,7 +17,7 @@
 #   CONFIG [configs/mscn_hnsl.py]  DEVICE [cuda]  BATCH: slices per forward pass [16]
 #   TRAIN_BATCH [8]  TRAIN_ITERS [5]  SIZE: synthetic slices and bench_train input, px [512]
 #   VOLUMES: synthetic sub-volumes [16]  MAX_SLICES: slices per synthetic sub-volume [40]
-#   VARIANTS: bench_scan --variants [fp32,bf16,fp16+cl,bf16+cl,bf16+cl+xv]
+#   VARIANTS: bench_scan --variants [fp32,bf16,fp16+cl,bf16+cl,bf16+cl+xv,bf16+cl+xv+tc]
 #   REPEAT: timed runs of the data-side stages [2]  STEP_TIMEOUT: seconds per step [240]
 #   SKIP_TRAIN=1: no bench_train.  PYTHON: the interpreter when the checkout has no .venv.
 #   CHECKPOINT: weights for bench_scan (a file you trust); default random initialisation, whose
@@ -41,7 +41,7 @@ TRAIN_ITERS=${TRAIN_ITERS:-5}
 SIZE=${SIZE:-512}
 VOLUMES=${VOLUMES:-16}
 MAX_SLICES=${MAX_SLICES:-40}
-VARIANTS=${VARIANTS:-fp32,bf16,fp16+cl,bf16+cl,bf16+cl+xv}
+VARIANTS=${VARIANTS:-fp32,bf16,fp16+cl,bf16+cl,bf16+cl+xv,bf16+cl+xv+tc}
 REPEAT=${REPEAT:-2}
 STEP_TIMEOUT=${STEP_TIMEOUT:-240}
 # the machine's cores (nproc would follow OMP_NUM_THREADS)
