@@ -139,7 +139,7 @@ class TrackletRescorer:
             return np.zeros(0, dtype=np.float64)
         patches = self.patches(volume, tracklets, pixel_mm, slice_interval_mm)
         mode, views = self.patch_cfg['mode'], tuple(self.patch_cfg['views'])
-        axes = (tuple(lp.VIEW_AXES[v] for v in views) if mode == 'views' else ('z', 'y', 'x'))
+        axes = lp.patch_axes(mode, views)
         scores = []
         for start in range(0, len(patches), self.batch_size):
             samples = [self.pipeline(dict(img=patch, mode=mode, patch_axes=axes,

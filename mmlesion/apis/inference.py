@@ -722,7 +722,6 @@ class VolumePredictor:
                 del queues[key]
             for (vol, z, _), dets in zip(batch, self.detect([p for _, _, p in batch])):
                 vol.slice_dets[z] = dets
-                vol.left -= 1
 
         def finished() -> Iterator[VolumePrediction]:
             while waiting and not waiting[0].left:
@@ -730,7 +729,7 @@ class VolumePredictor:
                 yield self._finish(done.item, done.slice_dets)
 
         for item in items:
-            vol = _OpenVolume(item, {}, len(item['slices']))
+            vol = _OpenVolume(item, {})
             waiting.append(vol)
             for z, packed in item['slices']:
                 inputs = packed['inputs']
@@ -758,10 +757,14 @@ class VolumePredictor:
 
 @dataclass
 class _OpenVolume:
-    """A prepared volume whose slices wait for cross-volume passes: ``left`` still to run."""
+    """A prepared volume whose slices wait for cross-volume passes."""
     item: dict
     slice_dets: Dict[int, np.ndarray]
-    left: int
+
+    @property
+    def left(self) -> int:
+        """Slices whose detections are still to come (a volume's slice indices are distinct)."""
+        return len(self.item['slices']) - len(self.slice_dets)
 
 
 def _position(waiting: Deque[_OpenVolume], vol: _OpenVolume) -> int:

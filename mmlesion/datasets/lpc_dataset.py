@@ -229,8 +229,7 @@ class ProposalPatchDataset(BaseDataset):
         info['img'] = self.get_patch(info)
         info['mode'] = self.mode
         info['views'] = self.views if self.mode == 'views' else ()
-        info['patch_axes'] = (tuple(lp.VIEW_AXES[v] for v in self.views)
-                              if self.mode == 'views' else ('z', 'y', 'x'))
+        info['patch_axes'] = lp.patch_axes(self.mode, self.views)
         return self.pipeline(info)
 
     def get_cat_ids(self, idx: int) -> List[int]:

@@ -43,11 +43,18 @@ from . import slice_sampling as ss
 
 __all__ = ['VIEWS', 'VIEW_AXES', 'AIR_HU', 'PAPER_PAD_PX', 'DEFAULT_UNKNOWN_INTERVAL_MM',
            'ProposalRegion', 'SliceStack', 'proposal_region', 'extract_views', 'extract_cube',
-           'extract_volume_patches']
+           'extract_volume_patches', 'patch_axes']
 
 VIEWS = ('axial', 'coronal', 'sagittal')
 # (row axis, column axis) of each view; the cube is (z, y, x)
 VIEW_AXES = {'axial': ('y', 'x'), 'coronal': ('z', 'x'), 'sagittal': ('z', 'y')}
+
+
+def patch_axes(mode: str, views: Sequence[str] = ()) -> tuple:
+    """The axes of a patch's dimensions: per view its ``VIEW_AXES`` (``mode='views'``), or
+    ``('z', 'y', 'x')`` for a cube."""
+    return tuple(VIEW_AXES[v] for v in views) if mode == 'views' else ('z', 'y', 'x')
+
 AIR_HU = -1024.0
 PAPER_PAD_PX = 64  # paper Sec. IV-E: "padded with 64 pixels in each direction"
 # slice interval assumed when DL_info.csv gives 0 or NaN *(ours: the LPG's channel spacing)*

@@ -26,7 +26,6 @@ from datetime import timedelta
 from typing import Dict, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
-import torch
 from mmengine.dist import get_dist_info
 from mmengine.evaluator import Evaluator
 from mmengine.logging import print_log
@@ -84,11 +83,10 @@ class VolumeScanTestLoop(BaseLoop):
         score_thr, link_iou, extend, fuse_iou, batch_size, fp16: prediction and stacking, see
             :class:`mmlesion.apis.VolumePredictor`.
         amp_dtype, channels_last, cross_volume, open_volumes, pin_memory, compile: the GPU
-            path, all off
-            by default (pinned memory: on when the model is on CUDA) -- autocast in ``'bf16'``
-            or ``'fp16'``, channels-last weights and inputs, forward passes filled from
-            consecutive volumes; see :class:`mmlesion.apis.VolumePredictor` and
-            docs/method.md#scan-gpu.
+            path, all off by default (pinned memory: on when the model is on CUDA) -- autocast
+            in ``'bf16'`` or ``'fp16'``, channels-last weights and inputs, forward passes filled
+            from consecutive volumes, torch.compile of the network; see
+            :class:`mmlesion.apis.VolumePredictor` and docs/method.md#scan-gpu.
         ann_file: annotation file whose volumes are scanned (mmlesion JSON or LH / LENS pickle);
             None: the ``ann_file`` of the first P3D / 3D IoU metric, else the dataset's.
         ann_format, lens_subset: see :func:`~mmlesion.evaluation.load_annotation_set`.
@@ -216,13 +214,12 @@ class VolumeScanTestLoop(BaseLoop):
                              'checkpoint=..., batch_size=..., cfg_options=..., '
                              f'trust_checkpoint=...), got {rescore}')
         from mmlesion.utils.locations import resolve_config
-        device = next(iter(self.runner.model.parameters()), torch.zeros(0)).device
         ckpt = rescore.get('checkpoint')
         if ckpt is not None and not osp.isfile(ckpt):
             raise FileNotFoundError(f'VolumeScanTestLoop: rescore checkpoint not found: {ckpt} '
                                     '(train the classifier first, docs/method.md#fpr3d)')
         rescorer = TrackletRescorer.from_config(
-            resolve_config(rescore['config']), ckpt, device=str(device),
+            resolve_config(rescore['config']), ckpt, device=str(self.predictor.device),
             cfg_options=rescore.get('cfg_options'),
             trust_checkpoint=bool(rescore.get('trust_checkpoint', False)),
             batch_size=int(rescore.get('batch_size', 32)))
