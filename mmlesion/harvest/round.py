@@ -16,7 +16,8 @@ in its ``state.json`` with the SHA-256 of what it consumed and wrote,
    dataset); rounds ``i > 1`` finetune round ``i-1``'s (``harvest.lpc.finetune``, default
    True).  -> ``lpc.pth``.
 5. ``score``: ``s_c`` of every proposal.  -> ``proposals_scored.json``.
-6. ``select``: the V_M threshold at the target precision, P_H^+, P_H^-; written as
+6. ``select``: the V_M threshold at the target precision (on V_M^cal's harvest candidates when
+   ``harvest.v_m_holdout`` holds part of V_M out), P_H^+, P_H^-; written as
    ``harvested_positives.{pkl,json}``, ``hard_negatives.{pkl,json}`` (Lesion Harvester detection
    format, read by ``tools/eval_p3d.py --det``; and our COCO JSON, top-objectness slice),
    ``recist_3d_boxes.pkl`` (3D-Box layout) and the next round's ``next_train.json``.
@@ -47,6 +48,7 @@ from mmlesion.utils.fileio import atomic_dump_json, atomic_write_text
 from .annotations import ProposalBox, add_proposal_boxes, merge_complete_marks
 from .rules import (
     harvest_threshold,
+    holdout_threshold,
     lesion_scores,
     select_hard_negatives,
     select_positives,
@@ -150,6 +152,9 @@ class HarvestRunner:
     def _step_settings(self, step: str, i: int) -> dict:
         s = self.settings
         common = dict(round=int(i))
+        if s.v_m_holdout is not None:
+            # V_M^cal changes round 1's training marks, the scan's labels and the threshold
+            common.update(v_m_holdout=float(s.v_m_holdout), seed=int(s.seed))
         if step == 'lpg_data':
             return common
         if step == 'lpg':
@@ -518,7 +523,9 @@ class HarvestRunner:
         if self._is_main():
             pset = ProposalSet.load(osp.join(rd, 'proposals_scored.json'))
             pools = split_pools(pset.proposals, self.sets.v_m_keys)
-            thr = harvest_threshold(pools.m_r, pools.m_neg, s.precision)
+            calibration = self._calibration(pools.h_rest)
+            thr = (harvest_threshold(pools.m_r, pools.m_neg, s.precision) if calibration is None
+                   else calibration.pop('threshold'))
             positives = select_positives(pools.h_rest, thr)
             negatives = select_hard_negatives(pools.h_rest, positives, s.hard_negative_s_g,
                                               s.hard_negative_top_k)
@@ -562,11 +569,34 @@ class HarvestRunner:
             info = dict(threshold=thr, precision_target=s.precision, precision_on_V_M=prec_vm,
                         harvested=len(positives), hard_negatives=len(negatives),
                         recist_3d_boxes=len(marked), **pools.counts(), next_train=counts)
-            _log(f'round {i}: threshold {thr} (V_M precision {prec_vm}); harvested '
+            if calibration is not None:
+                info['calibration'] = calibration
+                where = (f'V_M^cal precision {calibration["precision"]} on '
+                         f'{calibration["candidates"]} held-out candidates; V_M {prec_vm}')
+            else:
+                where = f'V_M precision {prec_vm}'
+            _log(f'round {i}: threshold {thr} ({where}); harvested '
                  f'{len(positives)} lesions, {len(negatives)} hard negatives')
         self._barrier()
         return ['harvested_positives.pkl', 'hard_negatives.pkl', 'harvested_positives.json',
                 'hard_negatives.json', 'recist_3d_boxes.pkl', 'next_train.json'], info
+
+    def _calibration(self, h_rest: Sequence[Proposal]) -> Optional[dict]:
+        """With V_M^cal held out (``harvest.v_m_holdout``): the threshold at the target
+        precision on its harvest candidates, with what it was measured on; None without."""
+        cal = self.sets.v_m_cal
+        if cal is None:
+            return None
+        cands = [p for p in h_rest if p.key in cal.volumes]
+        hits = candidate_hits(cal.boxes_2d, [p.key for p in cands], [p.tracklet for p in cands])
+        correct = hits >= 0
+        thr = holdout_threshold(cands, correct, self.settings.precision)
+        keep = (lesion_scores(cands) >= thr if thr is not None and cands else
+                np.zeros(len(cands), bool))
+        return dict(threshold=thr, volumes=len(cal.volumes), lesions=cal.num_boxes,
+                    candidates=len(cands), correct_candidates=int(correct.sum()),
+                    above_threshold=int(keep.sum()),
+                    precision=float(correct[keep].mean()) if keep.any() else None)
 
     # ------------------------------------------------------------------ step 7
     def _table1(self, i: int) -> dict:
@@ -585,7 +615,9 @@ class HarvestRunner:
             per_round.append(dict(
                 s_g=HarvestCandidates(np.array([p.s_g for p in rest], np.float64), hits),
                 s=HarvestCandidates(lesion_scores(rest), hits)))
-            thresholds.append(RoundState(rdk).info('select').get('threshold'))
+            sel = RoundState(rdk).info('select')
+            thresholds.append((sel.get('threshold'), 'V_M^cal' if sel.get('calibration') else
+                               'V_M'))
         curves = {'R ∪ P_H,1': harvest_curve(r_hits, n_marks, per_round[0]['s_g'])}
         for k in range(1, i + 1):
             name = 'R ∪ ' + ' ∪ '.join(f'P_H,{j}^+' for j in range(1, k + 1))
@@ -597,12 +629,12 @@ class HarvestRunner:
             rows[name] = recall_at_precisions(c)
         # the harvest as chosen: P_H,k^+ at round k's V_M threshold
         chosen = []
-        for k, thr in enumerate(thresholds, start=1):
+        for k, (thr, chosen_on) in enumerate(thresholds, start=1):
             cand = per_round[k - 1]['s']
             keep = cand.scores >= thr if thr is not None else np.zeros(len(cand.scores), bool)
             n, ok = int(keep.sum()), int((cand.gt[keep] >= 0).sum())
-            chosen.append(dict(round=k, threshold=thr, harvested=n, correct=ok,
-                               precision=ok / n if n else None))
+            chosen.append(dict(round=k, threshold=thr, chosen_on=chosen_on, harvested=n,
+                               correct=ok, precision=ok / n if n else None))
         return dict(rows=rows, curves=curves, chosen=chosen, num_gt=int(r_hits.size),
                     num_marks=n_marks)
 
@@ -683,7 +715,8 @@ def format_tables(report: dict) -> str:
     for c in t1['harvested_at_V_M_threshold']:
         thr = 'none' if c['threshold'] is None else f'{c["threshold"]:.4f}'
         prec = 'n/a' if c['precision'] is None else f'{c["precision"]:.3f}'
-        lines.append(f'round {c["round"]}: V_M threshold {thr}: {c["harvested"]} harvested on '
+        lines.append(f'round {c["round"]}: {c.get("chosen_on", "V_M")} threshold {thr}: '
+                     f'{c["harvested"]} harvested on '
                      f'V_H^test, precision {prec} (target {target:.2f})')
     rounds = [r for r in report['table2']['rounds'] if r]
     if rounds:

@@ -12,7 +12,9 @@ the P3D hit rule of :mod:`mmlesion.evaluation.functional.proposal_labels`):
 From the rest, scored with the lesion score ``s = s_g * s_c`` (paper Eq. 2):
 
 * ``P_H^+`` (harvested positives): ``s >= t``, ``t`` the lowest threshold whose precision on
-  V_M's proposals (P_M^R vs P_M^-, scored the same way) is ``>= 95%``;
+  V_M's proposals (P_M^R vs P_M^-, scored the same way) is ``>= 95%``; or, with a held-out
+  V_M^cal (*ours*), on V_M^cal's harvest candidates judged by its complete labels
+  (:func:`holdout_threshold`);
 * ``P_H^-`` (hard negatives), from what is not harvested: every proposal with ``s_g >= 0.5``,
   plus, per sub-volume, up to 5 proposals of the highest ``s_g``.
 """
@@ -29,8 +31,8 @@ from mmlesion.structures.proposals import (
 )
 
 __all__ = ['HarvestPools', 'split_pools', 'lesion_scores', 'harvest_threshold',
-           'select_positives', 'select_hard_negatives', 'PRECISION_TARGET', 'HARD_NEGATIVE_S_G',
-           'HARD_NEGATIVE_TOP_K']
+           'holdout_threshold', 'select_positives', 'select_hard_negatives', 'PRECISION_TARGET',
+           'HARD_NEGATIVE_S_G', 'HARD_NEGATIVE_TOP_K']
 
 PRECISION_TARGET = 0.95  # paper Sec. III-D: "a precision above 95% on ... V_M"
 HARD_NEGATIVE_S_G = 0.5  # "any whose detection scores, s_g, were >= 0.5"
@@ -104,6 +106,27 @@ def harvest_threshold(m_r: Sequence[Proposal], m_neg: Sequence[Proposal],
     if len(m_r) == 0:
         return None
     return threshold_at_precision(lesion_scores(props), labels, precision)
+
+
+def holdout_threshold(candidates: Sequence[Proposal], correct: Sequence[bool],
+                      precision: float = PRECISION_TARGET) -> Optional[float]:
+    """The lowest lesion-score threshold with precision ``>= precision`` on held-out harvest
+    candidates (docs/method.md#harvest-calibration).
+
+    Args:
+        candidates: the proposals of V_M^cal hitting no RECIST mark, scored (``s_g``, ``s_c``):
+            the same population a round harvests from in V_H.
+        correct: ``(n,)`` whether each hits a lesion of V_M^cal's complete labels (P3D rule).
+
+    Returns:
+        ``t``, or None when no candidate is correct or no threshold reaches the precision.
+    """
+    correct = np.asarray(correct, dtype=bool).ravel()
+    if len(candidates) != correct.size:
+        raise ValueError(f'{len(candidates)} candidates but {correct.size} correctness flags')
+    if not correct.any():
+        return None
+    return threshold_at_precision(lesion_scores(candidates), correct.astype(np.int64), precision)
 
 
 def select_positives(rest: Sequence[Proposal], threshold: Optional[float]) -> List[Proposal]:

@@ -7,6 +7,10 @@ sets they name (docs/method.md#harvesting):
   ``Revised-Train100.pkl``);
 * V_H = V minus V_M (V_H^test included), optionally a seeded subset ``v_h_volumes`` of
   V_H minus V_H^test (to size a demo; V_H^test is always kept whole);
+* V_M^cal (optional, *ours*): a seeded fraction ``v_m_holdout`` of V_M's volumes held out to
+  choose the harvest threshold.  They are treated like V_H (only their RECIST marks reach the
+  LPG and the LPC) and their complete labels judge their harvest candidates, so the threshold
+  is set on proposals that neither model fitted (docs/method.md#harvest-calibration);
 * the test split for Table II (``test_ann``, complete: ``Revised-Test*.pkl``).
 
 Everything is checked before any training (:func:`load_harvest_sets`): a missing file, a V_M or
@@ -23,7 +27,7 @@ from mmlesion.structures.volume import AnnotationSet, VolumeInfo
 
 from .rules import HARD_NEGATIVE_S_G, HARD_NEGATIVE_TOP_K, PRECISION_TARGET
 
-__all__ = ['HarvestSettings', 'HarvestSets', 'load_harvest_sets']
+__all__ = ['HarvestSettings', 'HarvestSets', 'load_harvest_sets', 'holdout_keys']
 
 _PATHS = ('image_root', 'train_ann', 'v_m_ann', 'v_h_test_ann')
 
@@ -40,7 +44,10 @@ class HarvestSettings:
         series_info: ``DL_info.csv`` / JSONs with spacing for volumes a file lacks it for.
         rounds: rounds ``--rounds`` runs by default.
         v_h_volumes: a seeded subset of V_H minus V_H^test of this many volumes (None: all).
-        seed: seed of that subset.
+        seed: seed of that subset and of the V_M^cal draw.
+        v_m_holdout: fraction of V_M's volumes (seeded) held out as V_M^cal, on whose harvest
+            candidates the threshold is chosen; None: the paper's rule (threshold on all of
+            V_M's proposals, which the LPG's and the LPC's training sets contain).
         score_thr: t_G, slice scores stacked into proposals (0.1).
         precision: precision on V_M that sets the harvest threshold (0.95).
         hard_negative_s_g, hard_negative_top_k: the hard-negative rule (0.5, 5).
@@ -63,6 +70,7 @@ class HarvestSettings:
     rounds: int = 3
     v_h_volumes: Optional[int] = None
     seed: int = 0
+    v_m_holdout: Optional[float] = None
     score_thr: float = 0.1
     precision: float = PRECISION_TARGET
     hard_negative_s_g: float = HARD_NEGATIVE_S_G
@@ -101,6 +109,9 @@ class HarvestSettings:
             raise ValueError(f'{where}: harvest.rounds must be >= 1, got {s.rounds}')
         if s.v_h_volumes is not None and int(s.v_h_volumes) < 0:
             raise ValueError(f'{where}: harvest.v_h_volumes must be >= 0 or None')
+        if s.v_m_holdout is not None and not 0.0 < float(s.v_m_holdout) < 1.0:
+            raise ValueError(f'{where}: harvest.v_m_holdout must be a fraction in (0, 1) or '
+                             f'None, got {s.v_m_holdout}')
         return s
 
     def to_dict(self) -> dict:
@@ -113,26 +124,43 @@ class HarvestSets:
 
     Attributes:
         train: the annotation set of ``train_ann`` (V with R).
-        v_m: complete annotation of V_M.
+        v_m: complete annotation of V_M as the models use it (without V_M^cal).
         v_h_test: complete annotation of V_H^test.
-        v_h_keys: the V_H volumes scanned (V_H^test included), sorted.
+        v_h_keys: the V_H volumes scanned (V_H^test and V_M^cal included), sorted.
         scan_volumes: VolumeInfo of V_M ∪ V_H as scanned, by key.
+        v_m_cal: complete annotation of V_M^cal (``v_m_holdout``), or None.
     """
     train: AnnotationSet
     v_m: AnnotationSet
     v_h_test: AnnotationSet
     v_h_keys: List[str]
     scan_volumes: Dict[str, VolumeInfo]
+    v_m_cal: Optional[AnnotationSet] = None
 
     @property
     def v_m_keys(self) -> List[str]:
         return list(self.v_m.volumes)
 
     def counts(self) -> Dict[str, int]:
-        return dict(V=len(self.train.volumes), V_M=len(self.v_m.volumes),
-                    V_H=len(self.v_h_keys), V_H_test=len(self.v_h_test.volumes),
-                    R_marks=self.train.num_boxes, V_M_marks=self.v_m.num_boxes,
-                    V_H_test_marks=self.v_h_test.num_boxes)
+        out = dict(V=len(self.train.volumes), V_M=len(self.v_m.volumes),
+                   V_H=len(self.v_h_keys), V_H_test=len(self.v_h_test.volumes),
+                   R_marks=self.train.num_boxes, V_M_marks=self.v_m.num_boxes,
+                   V_H_test_marks=self.v_h_test.num_boxes)
+        if self.v_m_cal is not None:
+            out.update(V_M_cal=len(self.v_m_cal.volumes), V_M_cal_marks=self.v_m_cal.num_boxes)
+        return out
+
+
+def holdout_keys(keys: List[str], fraction: float, seed: int) -> List[str]:
+    """The seeded ``round(fraction * n)`` of ``keys`` held out (at least 1, at most n-1),
+    sorted; the same keys in any order give the same draw."""
+    keys = sorted(keys)
+    n = min(max(int(round(float(fraction) * len(keys))), 1), len(keys) - 1)
+    if n <= 0:
+        return []
+    # a seed apart from the V_H subset's, so that changing one draw leaves the other alone
+    rng = np.random.default_rng([int(seed), 1])
+    return sorted(rng.choice(keys, size=n, replace=False).tolist())
 
 
 def _need_file(path: Optional[str], what: str) -> str:
@@ -176,9 +204,17 @@ def load_harvest_sets(s: HarvestSettings, check_images: bool = True) -> HarvestS
     if s.v_h_volumes is not None and int(s.v_h_volumes) < len(rest):
         rng = np.random.default_rng(int(s.seed))
         rest = sorted(rng.choice(rest, size=int(s.v_h_volumes), replace=False).tolist())
-    v_h_keys = sorted(rest + list(v_h_test.volumes))
+    v_m_cal = None
+    if s.v_m_holdout is not None:
+        if len(v_m.volumes) < 2:
+            raise ValueError(f'{s.v_m_ann}: harvest.v_m_holdout needs V_M to have at least 2 '
+                             f'volumes, it has {len(v_m.volumes)}')
+        cal = holdout_keys(list(v_m.volumes), float(s.v_m_holdout), int(s.seed))
+        v_m_cal = v_m.subset(cal)
+        v_m = v_m.subset(sorted(set(v_m.volumes) - set(cal)))
+    v_h_keys = sorted(rest + list(v_h_test.volumes) + (v_m_cal.keys if v_m_cal else []))
     scan_keys = sorted(list(v_m.volumes) + v_h_keys)
     scan_volumes = {k: train.volumes[k] for k in scan_keys}
     if check_images:
         check_series_folders(list(scan_volumes.values()), s.image_root, s.train_ann)
-    return HarvestSets(train, v_m, v_h_test, v_h_keys, scan_volumes)
+    return HarvestSets(train, v_m, v_h_test, v_h_keys, scan_volumes, v_m_cal)
