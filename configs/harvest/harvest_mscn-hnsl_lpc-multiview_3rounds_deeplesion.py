@@ -15,6 +15,10 @@ harvest = dict(
     rounds=3,  # the paper stops after 3 rounds, when the PR curves top out
     score_thr=0.1,  # t_G: slice detections above it are stacked into proposals
     precision=0.95,  # P_H^+ threshold: >= 95% precision on V_M
+    # the paper's rule: the threshold is set on all of V_M's proposals; e.g. 0.25 holds a
+    # quarter of V_M out to set it on proposals neither model fitted *(ours)*
+    # (docs/method.md#harvest-calibration)
+    v_m_holdout=None,
     hard_negative_s_g=0.5,  # P_H^-: every leftover proposal with s_g >= 0.5 ...
     hard_negative_top_k=5,  # ... plus up to 5 top-s_g proposals per sub-volume
     lpg=dict(

@@ -60,6 +60,7 @@ from .table1 import (
     TABLE1_PRECISIONS,
     HarvestCandidates,
     candidate_hits,
+    cumulative_candidates,
     harvest_curve,
     mark_hits,
     recall_at_precisions,
@@ -621,7 +622,9 @@ class HarvestRunner:
         curves = {'R ∪ P_H,1': harvest_curve(r_hits, n_marks, per_round[0]['s_g'])}
         for k in range(1, i + 1):
             name = 'R ∪ ' + ' ∪ '.join(f'P_H,{j}^+' for j in range(1, k + 1))
-            pooled = HarvestCandidates.concat([per_round[j]['s'] for j in range(k)])
+            pooled = cumulative_candidates(
+                [(per_round[j]['s'], thresholds[j][0]) for j in range(k - 1)],
+                per_round[k - 1]['s'])
             curves[name] = harvest_curve(r_hits, n_marks, pooled)
         rows = {'R': dict(recall=float(r_hits.mean()) if r_hits.size else float('nan'),
                           precision=1.0)}

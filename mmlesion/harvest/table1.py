@@ -10,10 +10,13 @@ threshold ``t`` is ``R ∪ {harvested proposals with score >= t}``:
 * ``precision(t) = (|R| + correct harvested) / (|R| + all harvested)``;
 * ``recall(t)`` = the fraction of G hit by a mark of R or by a harvested proposal;
 * "recall at P% precision" = the largest recall over the thresholds whose precision is
-  ``>= P%``.  Cumulative rows (``R ∪ P_H,1^+ ∪ P_H,2^+``) pool the rounds' proposals, sorted by
-  their scores.
+  ``>= P%``.  Cumulative rows (``R ∪ P_H,1^+ ∪ ... ∪ P_H,i^+``) pool the harvested proposals of
+  rounds ``1..i-1`` (``P_H,j^+``: those at or above round ``j``'s chosen threshold) with every
+  candidate of round ``i`` and sort them by their scores (:func:`cumulative_candidates`): the
+  earlier rounds' harvests are labels by then, round ``i``'s threshold is what the curve
+  sweeps.
 """
-from typing import Dict, List, Mapping, NamedTuple, Sequence
+from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -22,7 +25,7 @@ from mmlesion.structures.conventions import EVAL_PLUS_ONE
 from mmlesion.structures.volume_key import normalize_key
 
 __all__ = ['HarvestCurve', 'HarvestCandidates', 'mark_hits', 'candidate_hits', 'harvest_curve',
-           'recall_at_precisions', 'TABLE1_PRECISIONS']
+           'cumulative_candidates', 'recall_at_precisions', 'TABLE1_PRECISIONS']
 
 TABLE1_PRECISIONS = (0.8, 0.85, 0.9, 0.95)
 P3D_IOU_THR = 0.5
@@ -116,6 +119,28 @@ def candidate_hits(gt: Mapping[str, np.ndarray], keys: Sequence[str], tracklets:
         hit = ov[np.arange(len(idx)), best] >= iou_thr
         out[np.asarray(idx)[hit]] = offsets[key] + best[hit]
     return out
+
+
+def cumulative_candidates(earlier: Sequence[Tuple[HarvestCandidates, Optional[float]]],
+                          latest: HarvestCandidates) -> HarvestCandidates:
+    """The candidates of the row ``R ∪ P_H,1^+ ∪ ... ∪ P_H,i^+``.
+
+    Args:
+        earlier: rounds ``1..i-1``: each round's candidates (lesion scores) with the threshold
+            it harvested at (None: it harvested nothing).
+        latest: every candidate of round ``i``.
+
+    Returns:
+        The harvested proposals of the earlier rounds (score ``>=`` their round's threshold)
+        followed by ``latest``; :func:`harvest_curve` sorts them by score.
+    """
+    parts = []
+    for cand, thr in earlier:
+        if thr is None:
+            continue
+        keep = np.asarray(cand.scores, dtype=np.float64) >= float(thr)
+        parts.append(HarvestCandidates(np.asarray(cand.scores)[keep], np.asarray(cand.gt)[keep]))
+    return HarvestCandidates.concat(parts + [latest])
 
 
 def harvest_curve(r_hits: np.ndarray, num_marks: int,

@@ -5,6 +5,7 @@ import pytest
 from mmlesion.harvest.table1 import (
     HarvestCandidates,
     candidate_hits,
+    cumulative_candidates,
     harvest_curve,
     mark_hits,
     recall_at_precisions,
@@ -59,3 +60,21 @@ def test_pooling_rounds_sorts_by_score():
     c = harvest_curve(np.array([True, False, False]), 1, HarvestCandidates.concat([r1, r2]))
     np.testing.assert_allclose(c.recall, [1 / 3, 2 / 3, 1.0, 1.0])
     np.testing.assert_allclose(c.precision, [1.0, 1.0, 1.0, 3 / 4])
+
+
+def test_cumulative_row_takes_what_earlier_rounds_harvested():
+    """R ∪ P_H,1^+ ∪ P_H,2^+: round 1 adds only what it harvested (score >= its threshold 0.5),
+    round 2 all its candidates; sorted by score together."""
+    r1 = HarvestCandidates(np.array([0.9, 0.3]), np.array([2, 0]))  # 0.3: never harvested
+    r2 = HarvestCandidates(np.array([0.95, 0.6, 0.1]), np.array([1, -1, 3]))
+    pooled = cumulative_candidates([(r1, 0.5)], r2)
+    np.testing.assert_allclose(pooled.scores, [0.9, 0.95, 0.6, 0.1])
+    np.testing.assert_array_equal(pooled.gt, [2, 1, -1, 3])
+    # G: 4 lesions, R (1 mark) hits lesion 0; order 0.95 (1), 0.9 (2), 0.6 (miss), 0.1 (3)
+    c = harvest_curve(np.array([True, False, False, False]), 1, pooled)
+    np.testing.assert_allclose(c.recall, [1 / 4, 2 / 4, 3 / 4, 3 / 4, 1.0])
+    np.testing.assert_allclose(c.precision, [1.0, 1.0, 1.0, 3 / 4, 4 / 5])
+    assert recall_at_precisions(c, (0.8, 0.95)) == {'recall@0.8': 1.0, 'recall@0.95': 0.75}
+    # a round without a threshold harvested nothing; the first row is round 1's candidates
+    assert cumulative_candidates([(r1, None)], r2).scores.tolist() == [0.95, 0.6, 0.1]
+    assert cumulative_candidates([], r1).scores.tolist() == [0.9, 0.3]
