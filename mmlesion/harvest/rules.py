@@ -101,11 +101,9 @@ def harvest_threshold(m_r: Sequence[Proposal], m_neg: Sequence[Proposal],
         ``t``, or None when no threshold reaches the precision (nothing is harvested) or V_M
         has no positive proposal.
     """
-    props = list(m_r) + list(m_neg)
-    labels = np.r_[np.ones(len(m_r), np.int64), np.zeros(len(m_neg), np.int64)]
-    if len(m_r) == 0:
-        return None
-    return threshold_at_precision(lesion_scores(props), labels, precision)
+    # the same rule as on held-out candidates, V_M's complete labels judging its proposals
+    return holdout_threshold(list(m_r) + list(m_neg), [True] * len(m_r) + [False] * len(m_neg),
+                             precision)
 
 
 def holdout_threshold(candidates: Sequence[Proposal], correct: Sequence[bool],
